@@ -1,0 +1,17 @@
+// Subcommands of the `promptsweep` binary. Each Add*Command registers one
+// subcommand (flags, --help text, callback) on the top-level app.
+#pragma once
+
+namespace CLI {
+class App;
+}  // namespace CLI
+
+namespace promptsweep::cli {
+
+void AddInspectCommand(CLI::App& app);
+void AddTrainCommand(CLI::App& app);
+void AddEvalCommand(CLI::App& app);
+void AddGenerateCommand(CLI::App& app);
+void AddTokenizeCommand(CLI::App& app);
+
+}  // namespace promptsweep::cli
