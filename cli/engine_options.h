@@ -1,0 +1,95 @@
+// What the engine subcommands (train, eval, generate) share: settings that are
+// both command-line flags and job-file keys, loading a model with its
+// tokenizer, the task description, and an adapter checked against the model.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/task_data.h"
+#include "common/tokenizer.h"
+#include "worker/adapter.h"
+#include "worker/causal_lm.h"
+
+namespace CLI {
+class App;
+}  // namespace CLI
+
+namespace promptsweep::cli {
+
+// One setting: `--name-with-dashes` on the command line (or a positional
+// argument), `name` in a job file. `set` parses the text values (several only
+// for repeatable settings) and throws Error prefixed with `where`.
+struct Setting {
+  std::string name;
+  std::string help;
+  std::function<void(const std::vector<std::string>& values, const std::string& where)> set;
+  bool repeatable = false;
+  bool positional = false;
+};
+
+// Registers settings as flags of a subcommand and applies them after parsing:
+// job-file values first, then the command line's, so a flag overrides the file.
+class SettingFlags {
+ public:
+  void Add(CLI::App* command, std::vector<Setting> settings);
+  // A YAML mapping of setting names (or with dashes) to scalars, lists of
+  // scalars, or for the verbalizer a mapping label: words. Errors name
+  // file:line:column; an unknown key is an error that names it.
+  void ApplyJobFile(const std::string& path);
+  void ApplyCommandLine();
+
+ private:
+  const Setting* Find(const std::string& name) const;
+
+  std::vector<Setting> settings_;
+  // Values given on the command line, by setting name, in order.
+  std::shared_ptr<std::map<std::string, std::vector<std::string>>> given_ =
+      std::make_shared<std::map<std::string, std::vector<std::string>>>();
+};
+
+struct ModelArgs {
+  std::string model_dir;
+  std::string tokenizer;  // default: the model directory's tokenizer.json
+  std::string device = "cpu";
+  std::string dtype = "float32";
+  int64_t threads = 0;  // 0: all cores
+};
+// model (positional), --tokenizer, --device, --dtype, --threads.
+std::vector<Setting> ModelSettings(ModelArgs& args);
+
+struct TaskArgs {
+  std::string task = "classification";
+  std::string template_text;
+  std::vector<std::pair<std::string, std::string>> verbalizer;
+  int64_t max_length = 256;
+};
+// --task, --template, --verbalizer (repeatable), --max-length.
+std::vector<Setting> TaskSettings(TaskArgs& args);
+
+struct Engine {
+  std::shared_ptr<const CausalLM> model;
+  std::unique_ptr<Tokenizer> tokenizer;
+};
+// Sets LibTorch's thread count, then loads the model and its tokenizer.
+Engine LoadEngine(const ModelArgs& args);
+
+// The TaskSpec for `args`; generation targets end with the model's eos.
+TaskSpec MakeTaskSpec(const TaskArgs& args, const CausalLM& model);
+
+// The adapter in `dir`, its prompt on the model's device; Error when it does
+// not fit the model.
+PromptAdapter LoadAdapterFor(const std::string& dir, const CausalLM& model);
+
+// The model's eos ids (generation stops there).
+std::vector<int64_t> StopIds(const CausalLM& model);
+
+// An integer setting's value; Error prefixed with `where`.
+int64_t ParseInt(const std::string& text, const std::string& where);
+
+}  // namespace promptsweep::cli

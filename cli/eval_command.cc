@@ -1,0 +1,70 @@
+// `promptsweep eval MODEL --adapter DIR --data FILE`: mean loss per target
+// token and accuracy (rank classification) or exact match (greedy
+// generation) of a prompt on a dataset, as JSON.
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "cli/engine_options.h"
+#include "common/error.h"
+#include "worker/collective.h"
+#include "worker/trainer.h"
+
+namespace promptsweep::cli {
+namespace {
+
+struct EvalArgs {
+  ModelArgs model;
+  TaskArgs task;
+  std::string adapter;
+  std::string data;
+  int64_t batch_size = 8;
+  bool no_exact_match = false;
+  SettingFlags flags;
+};
+
+void Run(EvalArgs& args) {
+  args.flags.ApplyCommandLine();
+  if (args.batch_size < 1) throw Error(StrCat("--batch-size must be >= 1, got ", args.batch_size));
+  const Engine engine = LoadEngine(args.model);
+  torch::Tensor prompt;  // undefined: the bare model
+  if (!args.adapter.empty()) prompt = LoadAdapterFor(args.adapter, *engine.model).prompt;
+  const TaskData data = LoadTaskData(args.data, MakeTaskSpec(args.task, *engine.model), *engine.tokenizer);
+
+  EvalOptions options;
+  options.batch_size = args.batch_size;
+  options.exact_match = !args.no_exact_match;
+  options.stop_ids = StopIds(*engine.model);
+  LocalCollective collective;
+  const EvalResult result = EvaluatePrompt(*engine.model, *engine.tokenizer, prompt, data, options, collective);
+
+  nlohmann::json json = EvalResultToJson(result);
+  json["data"] = args.data;
+  json["adapter"] = args.adapter.empty() ? nlohmann::json(nullptr) : nlohmann::json(args.adapter);
+  std::cout << json.dump(2) << "\n";
+}
+
+}  // namespace
+
+void AddEvalCommand(CLI::App& app) {
+  auto args = std::make_shared<EvalArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "eval",
+      "Evaluate a prompt-tuning adapter (or the bare model) on a JSONL dataset. Prints JSON: n, the mean "
+      "cross-entropy per target token (loss), and accuracy by rank classification (classification: the "
+      "verbalizer label whose words are most likely wins) or exact match of the greedy continuation (generation).");
+  cmd->add_option("--adapter", args->adapter, "adapter directory (adapter_config.json + adapter_model.safetensors); "
+                                              "omit for the bare model");
+  cmd->add_option("--data", args->data, "dataset (JSONL)")->required();
+  cmd->add_option("--batch-size", args->batch_size, "examples per batch (default 8)");
+  cmd->add_flag("--no-exact-match", args->no_exact_match, "generation: skip greedy decoding, report the loss only");
+  args->flags.Add(cmd, ModelSettings(args->model));
+  args->flags.Add(cmd, TaskSettings(args->task));
+  cmd->callback([args] { Run(*args); });
+}
+
+}  // namespace promptsweep::cli
