@@ -16,6 +16,7 @@
 #include "cli/commands.h"
 #include "cli/engine_options.h"
 #include "common/error.h"
+#include "common/file_util.h"
 #include "worker/adapter.h"
 #include "worker/collective.h"
 #include "worker/trainer.h"
@@ -97,9 +98,7 @@ nlohmann::json EvalJson(const std::optional<EvalResult>& eval) {
 }
 
 void WriteText(const fs::path& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-  if (!out.flush()) throw Error(StrCat(path.string(), ": cannot write"));
+  WriteFileAtomically(path.string(), text);
 }
 
 std::string MetricsCsv(const std::vector<MetricRecord>& history) {

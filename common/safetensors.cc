@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "common/error.h"
+#include "common/file_util.h"
 #include "common/json_util.h"
 
 namespace promptsweep {
@@ -251,7 +252,6 @@ std::map<std::string, std::string> ParseMetadata(const json& value, const std::s
   return metadata;
 }
 
-std::string ErrnoText(int error) { return std::strerror(error); }
 
 // Header text and tensor order for the writer, shared by SerializeSafetensors
 // and WriteSafetensors (which streams the data instead of building a string).
@@ -329,20 +329,6 @@ PreparedWrite PrepareWrite(const std::vector<TensorToWrite>& tensors,
   return prepared;
 }
 
-// Writes all of `size` bytes to `fd`; false with errno set on failure.
-bool WriteAll(int fd, const void* data, std::size_t size) {
-  const auto* p = static_cast<const char*>(data);
-  while (size > 0) {
-    const ssize_t n = ::write(fd, p, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    p += n;
-    size -= static_cast<std::size_t>(n);
-  }
-  return true;
-}
 
 }  // namespace
 
@@ -557,37 +543,11 @@ std::string SerializeSafetensors(const std::vector<TensorToWrite>& tensors,
 void WriteSafetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
                       const std::map<std::string, std::string>& metadata) {
   const PreparedWrite prepared = PrepareWrite(tensors, metadata);
-  // The temp file sits next to the target so rename() is atomic (same file system).
-  const fs::path target(path);
-  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
-  std::string temp = (dir / ("." + target.filename().string() + ".tmp.XXXXXX")).string();
-  const int fd = ::mkstemp(temp.data());
-  if (fd < 0) {
-    throw Error(StrCat(path, ": cannot create a temporary file in ", dir.string(), ": ", ErrnoText(errno)));
-  }
-  auto fail = [&](const std::string& what) {
-    const int error = errno;
-    ::close(fd);
-    ::unlink(temp.c_str());
-    throw Error(StrCat(path, ": ", what, ": ", ErrnoText(error)));
-  };
-  // mkstemp creates 0600; a checkpoint should be readable like any saved file.
-  if (::fchmod(fd, 0644) != 0) fail("cannot set permissions");
-  if (!WriteAll(fd, prepared.prefix.data(), prepared.prefix.size())) fail("write failed");
+  std::vector<std::string_view> parts = {prepared.prefix};
   for (const TensorToWrite* t : prepared.order) {
-    if (!WriteAll(fd, t->data, t->num_bytes)) fail("write failed");
+    parts.emplace_back(static_cast<const char*>(t->data), t->num_bytes);
   }
-  if (::fsync(fd) != 0) fail("fsync failed");
-  if (::close(fd) != 0) {
-    const int error = errno;
-    ::unlink(temp.c_str());
-    throw Error(StrCat(path, ": close failed: ", ErrnoText(error)));
-  }
-  if (::rename(temp.c_str(), path.c_str()) != 0) {
-    const int error = errno;
-    ::unlink(temp.c_str());
-    throw Error(StrCat(path, ": cannot rename temporary file into place: ", ErrnoText(error)));
-  }
+  WriteFileAtomically(path, parts);
 }
 
 namespace {

@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "common/error.h"
+#include "common/file_util.h"
 #include "common/safetensors.h"
 #include "worker/tensor_io.h"
 
@@ -22,43 +23,6 @@ constexpr const char* kConfigName = "adapter_config.json";
 constexpr const char* kWeightsName = "adapter_model.safetensors";
 constexpr const char* kLegacyWeightsName = "adapter_model.bin";
 constexpr const char* kTensorName = "prompt_embeddings";
-
-std::string ErrnoText(int error) { return std::strerror(error); }
-
-// Writes `text` to `path` via a temporary file in the same directory and
-// rename(), so readers see the old file or the new one, never half of one.
-// (Same scheme as WriteSafetensors, which keeps its helper private.)
-void WriteFileAtomically(const std::string& path, const std::string& text) {
-  const fs::path target(path);
-  std::string temp = (target.parent_path() / ("." + target.filename().string() + ".tmp.XXXXXX")).string();
-  const int fd = ::mkstemp(temp.data());
-  if (fd < 0) throw Error(StrCat(path, ": cannot create a temporary file: ", ErrnoText(errno)));
-  auto fail = [&](const std::string& what) {
-    const int error = errno;
-    ::close(fd);
-    ::unlink(temp.c_str());
-    throw Error(StrCat(path, ": ", what, ": ", ErrnoText(error)));
-  };
-  if (::fchmod(fd, 0644) != 0) fail("cannot set permissions");
-  std::size_t written = 0;
-  while (written < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + written, text.size() - written);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) fail("write failed");
-    written += static_cast<std::size_t>(n);
-  }
-  if (::fsync(fd) != 0) fail("fsync failed");
-  if (::close(fd) != 0) {
-    const int error = errno;
-    ::unlink(temp.c_str());
-    throw Error(StrCat(path, ": close failed: ", ErrnoText(error)));
-  }
-  if (::rename(temp.c_str(), path.c_str()) != 0) {
-    const int error = errno;
-    ::unlink(temp.c_str());
-    throw Error(StrCat(path, ": cannot rename temporary file into place: ", ErrnoText(error)));
-  }
-}
 
 std::string ShapeText(const std::vector<int64_t>& shape) {
   std::string text = "[";

@@ -1,0 +1,58 @@
+#include "common/file_util.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "common/error.h"
+
+namespace promptsweep {
+
+namespace fs = std::filesystem;
+
+std::string ErrnoText(int error) { return std::strerror(error); }
+
+void WriteFileAtomically(const std::string& path, const std::vector<std::string_view>& parts) {
+  // The temp file sits next to the target so rename() is atomic (same file system).
+  const fs::path target(path);
+  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  std::string temp = (dir / ("." + target.filename().string() + ".tmp.XXXXXX")).string();
+  const int fd = ::mkstemp(temp.data());
+  if (fd < 0) {
+    throw Error(StrCat(path, ": cannot create a temporary file in ", dir.string(), ": ", ErrnoText(errno)));
+  }
+  auto fail = [&](const std::string& what) {
+    const int error = errno;
+    ::close(fd);
+    ::unlink(temp.c_str());
+    throw Error(StrCat(path, ": ", what, ": ", ErrnoText(error)));
+  };
+  // mkstemp creates 0600; a saved result should be readable like any other file.
+  if (::fchmod(fd, 0644) != 0) fail("cannot set permissions");
+  for (const std::string_view part : parts) {
+    std::size_t written = 0;
+    while (written < part.size()) {
+      const ssize_t n = ::write(fd, part.data() + written, part.size() - written);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) fail("write failed");
+      written += static_cast<std::size_t>(n);
+    }
+  }
+  if (::fsync(fd) != 0) fail("fsync failed");
+  if (::close(fd) != 0) {
+    const int error = errno;
+    ::unlink(temp.c_str());
+    throw Error(StrCat(path, ": close failed: ", ErrnoText(error)));
+  }
+  if (::rename(temp.c_str(), path.c_str()) != 0) {
+    const int error = errno;
+    ::unlink(temp.c_str());
+    throw Error(StrCat(path, ": cannot rename temporary file into place: ", ErrnoText(error)));
+  }
+}
+
+}  // namespace promptsweep

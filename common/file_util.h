@@ -1,0 +1,23 @@
+// File helpers shared by every writer of results (safetensors, adapters,
+// metrics): nothing half-written is ever visible under the final name.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace promptsweep {
+
+// Writes the concatenation of `parts` to `path` through a temporary file in the
+// same directory, fsync and rename(), so readers (and a crash) see the old
+// file or the new one, never half of one. Mode 0644. Throws Error naming the
+// path and the failed system call.
+void WriteFileAtomically(const std::string& path, const std::vector<std::string_view>& parts);
+inline void WriteFileAtomically(const std::string& path, std::string_view text) {
+  WriteFileAtomically(path, std::vector<std::string_view>{text});
+}
+
+// strerror(error) as a string.
+std::string ErrnoText(int error);
+
+}  // namespace promptsweep
