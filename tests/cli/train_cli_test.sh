@@ -6,33 +6,7 @@
 set -uo pipefail
 data=$1
 bin=${PROMPTSWEEP:?set PROMPTSWEEP to the promptsweep binary}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-pass=0
-
-# expect NAME WANT_EXIT PATTERN -- CMD...: runs CMD, checks exit code and that
-# stdout+stderr match the extended regex PATTERN.
-expect() {
-  local name=$1 want=$2 pattern=$3
-  shift 4
-  local out rc
-  out=$("$@" 2>&1)
-  rc=$?
-  if [ "$rc" -ne "$want" ] || ! grep -Eq -- "$pattern" <<<"$out"; then
-    echo "FAIL $name: exit $rc (want $want), output:"
-    sed 's/^/    /' <<<"$out" | head -20
-    failures=$((failures + 1))
-  else
-    pass=$((pass + 1))
-  fi
-}
-# check NAME CONDITION...: a plain test.
-check() {
-  local name=$1
-  shift
-  if "$@"; then pass=$((pass + 1)); else echo "FAIL $name"; failures=$((failures + 1)); fi
-}
+source "$(dirname "${BASH_SOURCE[0]}")/expect.sh"
 
 model=$data/models/tiny-llama
 tasks=$data/tasks
@@ -194,5 +168,4 @@ expect adapter-shape-mismatch 1 "^promptsweep: error: .*narrow.*16.*32|^promptsw
 expect adapter-shape-mismatch-eval 1 "^promptsweep: error: .*narrow" -- \
   "$bin" eval "$model" --adapter "$tmp/narrow" --data "$tasks/toy_animals_test.jsonl" "${task_flags[@]}"
 
-echo "$pass passed, $failures failed"
-[ "$failures" -eq 0 ]
+finish
