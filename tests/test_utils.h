@@ -1,7 +1,13 @@
 // Small helpers shared by the test binaries.
 #pragma once
 
+#include <memory>
+
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "common/json_util.h"
+#include "common/tokenizer.h"
 #include <stdlib.h>
 
 #include <filesystem>
@@ -50,6 +56,26 @@ inline std::string ReadFileBytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error("cannot read " + path);
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// Success when `text` contains `part`; the failure message shows both.
+inline ::testing::AssertionResult HasText(const std::string& text, const std::string& part) {
+  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "\"" << text << "\" does not contain \"" << part << "\"";
+}
+
+// The tiny test tokenizer (tests/data/models/tiny-llama) with a Llama-3-style
+// post-processor that puts a BOS (<|endoftext|>, id 319) before every sequence
+// when special tokens are added (PEFT's tokenizer(text) keeps such tokens).
+inline std::unique_ptr<Tokenizer> TinyTokenizerWithBos() {
+  const std::string path = std::string(PROMPTSWEEP_TEST_DATA_DIR) + "/models/tiny-llama/tokenizer.json";
+  nlohmann::json json = ReadJsonFile(path);
+  json["post_processor"] = nlohmann::json::parse(R"({
+    "type": "TemplateProcessing",
+    "single": [{"SpecialToken": {"id": "<|endoftext|>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+    "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+    "special_tokens": {"<|endoftext|>": {"id": "<|endoftext|>", "ids": [319], "tokens": ["<|endoftext|>"]}}})");
+  return Tokenizer::FromJson(json, path);
 }
 
 }  // namespace promptsweep::test

@@ -17,10 +17,7 @@ namespace {
 // written without a trailing newline.
 const std::string kAdaptersDir = std::string(PROMPTSWEEP_TEST_DATA_DIR) + "/adapters";
 
-::testing::AssertionResult HasText(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "\"" << text << "\" does not contain \"" << part << "\"";
-}
+using test::HasText;
 
 class AdapterConfigTest : public ::testing::Test {
  protected:

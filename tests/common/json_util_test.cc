@@ -14,10 +14,7 @@ namespace promptsweep {
 namespace {
 
 // gtest only: common_tests does not link gmock.
-::testing::AssertionResult HasText(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "\"" << text << "\" does not contain \"" << part << "\"";
-}
+using test::HasText;
 
 class JsonUtilTest : public ::testing::Test {
  protected:

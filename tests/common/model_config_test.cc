@@ -18,10 +18,7 @@ namespace {
 using Json = nlohmann::json;
 
 // gtest only: common_tests does not link gmock.
-::testing::AssertionResult HasText(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "\"" << text << "\" does not contain \"" << part << "\"";
-}
+using test::HasText;
 
 class ModelConfigTest : public ::testing::Test {
  protected:

@@ -17,23 +17,9 @@ namespace {
 const std::string kDataDir = PROMPTSWEEP_TEST_DATA_DIR;
 const std::string kTasksDir = kDataDir + "/tasks";
 
-::testing::AssertionResult HasText(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "\"" << text << "\" does not contain \"" << part << "\"";
-}
+using test::HasText;
 
-// The tiny tokenizer with a Llama-3-style post-processor that puts a BOS
-// (<|endoftext|>, id 319) before every sequence when special tokens are added.
-std::unique_ptr<Tokenizer> TinyTokenizerWithBos() {
-  const std::string path = kDataDir + "/models/tiny-llama/tokenizer.json";
-  nlohmann::json json = ReadJsonFile(path);
-  json["post_processor"] = nlohmann::json::parse(R"({
-    "type": "TemplateProcessing",
-    "single": [{"SpecialToken": {"id": "<|endoftext|>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
-    "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
-    "special_tokens": {"<|endoftext|>": {"id": "<|endoftext|>", "ids": [319], "tokens": ["<|endoftext|>"]}}})");
-  return Tokenizer::FromJson(json, path);
-}
+using test::TinyTokenizerWithBos;
 
 std::vector<int32_t> Concat(std::vector<int32_t> a, const std::vector<int32_t>& b) {
   a.insert(a.end(), b.begin(), b.end());

@@ -24,10 +24,7 @@ const std::string kDataDir = PROMPTSWEEP_TEST_DATA_DIR;
 // Written by tests/data/adapters/make_peft_adapters.py along PEFT's save path.
 const std::string kPeftAdapter = kDataDir + "/adapters/peft-text";
 
-::testing::AssertionResult HasText(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "\"" << text << "\" does not contain \"" << part << "\"";
-}
+using test::HasText;
 
 AdapterConfig SmallConfig(int64_t n, int64_t dim) {
   AdapterConfig config;

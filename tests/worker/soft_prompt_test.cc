@@ -5,6 +5,8 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+
+#include "test_utils.h"
 #include <torch/torch.h>
 
 #include "common/error.h"
@@ -18,24 +20,9 @@ namespace {
 
 const std::string kModelsDir = std::string(PROMPTSWEEP_TEST_DATA_DIR) + "/models";
 
-::testing::AssertionResult HasText(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "\"" << text << "\" does not contain \"" << part << "\"";
-}
+using test::HasText;
 
-// The tiny tokenizer with a Llama-3-style post-processor that puts a BOS
-// (<|endoftext|>, id 319) before every sequence, so TEXT init can be checked
-// to keep the special tokens the tokenizer adds (as PEFT's tokenizer(text) does).
-std::unique_ptr<Tokenizer> TinyTokenizerWithBos() {
-  const std::string path = kModelsDir + "/tiny-llama/tokenizer.json";
-  nlohmann::json json = ReadJsonFile(path);
-  json["post_processor"] = nlohmann::json::parse(R"({
-    "type": "TemplateProcessing",
-    "single": [{"SpecialToken": {"id": "<|endoftext|>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
-    "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
-    "special_tokens": {"<|endoftext|>": {"id": "<|endoftext|>", "ids": [319], "tokens": ["<|endoftext|>"]}}})");
-  return Tokenizer::FromJson(json, path);
-}
+using test::TinyTokenizerWithBos;
 
 Example MakeExample(std::vector<int32_t> input, std::vector<int32_t> target) {
   Example example;
