@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The README's first command: set up (packages, reference data, build), then
-# run the main job. Until the engine lands, the main job checks every shipped
-# format end to end: the tiny test checkpoints and the real GPT-2 and Llama 3
-# tokenizers, and tokenizes a Brown-corpus sentence with each.
+# run the main job. Until the shipped pretrained model lands, the main job
+# checks every shipped format end to end (the tiny test checkpoints, the real
+# GPT-2 and Llama 3 tokenizers on a Brown-corpus sentence) and runs the engine
+# once: train a soft prompt on the tiny random-weight Llama, evaluate the
+# adapter, and generate with it.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bash "$root/deploy/setup.sh"
@@ -24,3 +26,16 @@ for tok in "$gpt2" "$llama3"; do
   [ "$back" = "$sentence" ] || { echo "round trip failed: $back" >&2; exit 1; }
   echo "decode(encode(x)) == x"
 done
+
+echo; echo "== main job: train a soft prompt on the tiny test model (random weights: a pipeline check)"
+out=${PROMPTSWEEP_QUICKSTART_OUT:-$root/build/quickstart-run}
+tasks=$root/tests/data/tasks
+model=$root/tests/data/models/tiny-llama
+task_flags=(--template "{text}. animal:" --verbalizer "dog= dog" --verbalizer "fox= fox")
+"$bin" train "$model" --train "$tasks/toy_animals_train.jsonl" --dev "$tasks/toy_animals_dev.jsonl" \
+  --test "$tasks/toy_animals_test.jsonl" "${task_flags[@]}" --num-virtual-tokens 8 \
+  --optimizer adamw --learning-rate 0.1 --max-steps 60 --eval-every 20 --log-every 20 --output "$out"
+"$bin" eval "$model" --adapter "$out" --data "$tasks/toy_animals_test.jsonl" "${task_flags[@]}"
+continuation=$("$bin" generate "$model" --adapter "$out" --text "the quick brown fox" --max-new-tokens 8)
+printf 'generate: "the quick brown fox" -> %q\n' "$continuation"
+echo; echo "adapter (PEFT format), metrics.csv and result.json in $out"
