@@ -36,6 +36,8 @@ task_flags=(--template "{text}. animal:" --verbalizer "dog= dog" --verbalizer "f
   --test "$tasks/toy_animals_test.jsonl" "${task_flags[@]}" --num-virtual-tokens 8 \
   --optimizer adamw --learning-rate 0.1 --max-steps 60 --eval-every 20 --log-every 20 --output "$out"
 "$bin" eval "$model" --adapter "$out" --data "$tasks/toy_animals_test.jsonl" "${task_flags[@]}"
-continuation=$("$bin" generate "$model" --adapter "$out" --text "the quick brown fox" --max-new-tokens 8)
+# The sentinel keeps trailing newlines, which $(...) would strip.
+continuation=$("$bin" generate "$model" --adapter "$out" --text "the quick brown fox" --max-new-tokens 8; echo x)
+continuation=${continuation%x}
 printf 'generate: "the quick brown fox" -> %q\n' "$continuation"
 echo; echo "adapter (PEFT format), metrics.csv and result.json in $out"
