@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "common/error.h"
 #include "common/json_util.h"
 #include "common/tokenizer.h"
 #include <stdlib.h>
@@ -56,6 +57,18 @@ inline std::string ReadFileBytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error("cannot read " + path);
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// Message of the promptsweep::Error `fn` throws; fails the test if it throws none.
+template <typename Fn>
+std::string ErrorOf(Fn&& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected a promptsweep::Error";
+  return "";
 }
 
 // Success when `text` contains `part`; the failure message shows both.

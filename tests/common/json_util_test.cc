@@ -16,19 +16,10 @@ namespace {
 // gtest only: common_tests does not link gmock.
 using test::HasText;
 
+using test::ErrorOf;
+
 class JsonUtilTest : public ::testing::Test {
  protected:
-  // Message of the Error `fn` throws; fails the test if it throws none.
-  template <typename Fn>
-  static std::string ErrorOf(Fn&& fn) {
-    try {
-      fn();
-    } catch (const Error& e) {
-      return e.what();
-    }
-    ADD_FAILURE() << "expected a promptsweep::Error";
-    return "";
-  }
 
   static std::string ParseError(const std::string& text) {
     return ErrorOf([&] { ParseJson(text, "in.json"); });

@@ -36,20 +36,12 @@ AdapterConfig SmallConfig(int64_t n, int64_t dim) {
   return config;
 }
 
+using test::ErrorOf;
+
 class AdapterTest : public ::testing::Test {
  protected:
   void SetUp() override { torch::manual_seed(5); }
 
-  template <typename Fn>
-  static std::string ErrorOf(Fn&& fn) {
-    try {
-      fn();
-    } catch (const Error& e) {
-      return e.what();
-    }
-    ADD_FAILURE() << "expected a promptsweep::Error";
-    return "";
-  }
 
   // A copy of the PEFT fixture in the temp dir, to damage one file at a time.
   std::string CopyOfPeftAdapter() {

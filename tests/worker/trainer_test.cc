@@ -25,14 +25,7 @@ namespace {
 
 std::string DataPath(const std::string& relative) { return std::string(PROMPTSWEEP_TEST_DATA_DIR) + "/" + relative; }
 
-std::string ErrorOf(const std::function<void()>& body) {
-  try {
-    body();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using test::ErrorOf;
 
 // The tiny Llama, its tokenizer and the toy tasks of tests/data/tasks
 // (toy_make_tasks.py): does a sentence mention a dog or a fox?
