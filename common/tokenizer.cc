@@ -1521,4 +1521,19 @@ std::unique_ptr<Tokenizer> Tokenizer::FromJson(const nlohmann::json& json, const
   return std::make_unique<ByteLevelBpeTokenizer>(json, where);
 }
 
+void ForEachByteLevelPiece(std::string_view text, const std::function<void(std::string_view piece)>& on_piece) {
+  if (const size_t bad = FirstInvalidUtf8(text); bad != std::string_view::npos) {
+    throw Error(StrCat("not valid UTF-8 (byte ", bad, " of ", text.size(), ")"));
+  }
+  static const Json kConfig = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}};
+  static const std::string kWhere = "GPT-2 ByteLevel pre-tokenizer";
+  static const ByteLevelStep kStep(Node(kConfig, kWhere, ""));
+  PreTokenizeScratch scratch;
+  Pieces pieces;
+  kStep.Apply(text, &scratch, &pieces);
+  for (const std::string_view piece : pieces) on_piece(piece);
+}
+
+std::string ByteLevelChars(std::string_view bytes) { return ByteLevelEncode(bytes); }
+
 }  // namespace promptsweep

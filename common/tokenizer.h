@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -57,5 +58,14 @@ class Tokenizer {
   virtual std::string IdToToken(int32_t id) const = 0;
   virtual bool IsSpecial(int32_t id) const = 0;
 };
+
+// GPT-2's ByteLevel pre-tokenizer (use_regex=true, add_prefix_space=false), the
+// same code Encode runs: calls on_piece with the raw bytes of each piece of
+// `text`, in order. Throws Error if `text` is not valid UTF-8 (the message gives
+// the byte offset). For BpeTrainer, which counts these pieces. Thread-safe.
+void ForEachByteLevelPiece(std::string_view text, const std::function<void(std::string_view piece)>& on_piece);
+
+// The GPT-2 byte -> character mapping applied to `bytes` ("\x20the" -> "Ġthe").
+std::string ByteLevelChars(std::string_view bytes);
 
 }  // namespace promptsweep
