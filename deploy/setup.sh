@@ -27,6 +27,8 @@ packages=(
   # orchestration: gRPC + Protobuf, YAML, SQLite, MPI
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libyaml-cpp-dev libsqlite3-dev sqlite3 libopenmpi-dev openmpi-bin
+  # SHA-256 of sweep job ids (OpenSSL libcrypto)
+  libssl-dev
   # formats and CLI
   nlohmann-json3-dev libpcre2-dev libcli11-dev libspdlog-dev libfmt-dev
   # tests and fuzzing

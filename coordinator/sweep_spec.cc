@@ -1,0 +1,962 @@
+#include "coordinator/sweep_spec.h"
+
+#include <openssl/evp.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <optional>
+#include <random>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "common/error.h"
+
+namespace promptsweep {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Grid sweeps larger than this need a run_cap (a typo like 1000 values × 1000
+// values should not silently become a million jobs).
+constexpr int64_t kMaxJobs = 1000000;
+
+// Job-file keys outside the trainer options, in job-file order.
+const std::vector<std::string> kModelKeys = {"model", "tokenizer", "device", "dtype"};
+const std::vector<std::string> kTaskKeys = {"task", "template", "max_length", "train", "dev", "test"};
+const std::vector<std::string> kTaskPathKeys = {"train", "dev", "test"};
+
+std::string Normalize(std::string name) {
+  std::replace(name.begin(), name.end(), '-', '_');
+  return name;
+}
+
+// PEFT's PromptTuningConfig names for the trainer's options.
+std::string Unalias(const std::string& name) {
+  const std::string key = Normalize(name);
+  if (key == "prompt_tuning_init") return "init";
+  if (key == "prompt_tuning_init_text") return "init_text";
+  return key;
+}
+
+bool Contains(const std::vector<std::string>& names, const std::string& name) {
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+std::size_t EditDistance(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+// "did you mean 'x'?" for the closest known name when it is close, else the list.
+std::string Suggestion(const std::string& name, const std::vector<std::string>& known) {
+  std::string best;
+  std::size_t best_distance = std::numeric_limits<std::size_t>::max();
+  for (const std::string& candidate : known) {
+    const std::size_t distance = EditDistance(name, candidate);
+    if (distance < best_distance) {
+      best = candidate;
+      best_distance = distance;
+    }
+  }
+  if (!best.empty() && best_distance <= std::max<std::size_t>(2, name.size() / 2)) {
+    return StrCat("did you mean '", best, "'?");
+  }
+  std::string list;
+  for (const std::string& candidate : known) list += (list.empty() ? "" : ", ") + candidate;
+  return StrCat("known: ", list);
+}
+
+// Shortest text that reads back as the same double ("0.1", not "0.10000000000000001").
+std::string DoubleText(double value) {
+  char buffer[32];
+  for (int precision = 1; precision <= 17; ++precision) {
+    std::snprintf(buffer, sizeof(buffer), "%.*g", precision, value);
+    if (std::strtod(buffer, nullptr) == value) break;
+  }
+  return buffer;
+}
+
+std::optional<int64_t> ParseInteger(const std::string& text) {
+  int64_t value = 0;
+  const char* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (ec != std::errc() || ptr != end || text.empty()) return std::nullopt;
+  return value;
+}
+
+std::optional<double> ParseDouble(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  char* end = nullptr;
+  const double value = std::strtod(text.c_str(), &end);
+  if (end != text.c_str() + text.size() || !std::isfinite(value)) return std::nullopt;
+  return value;
+}
+
+// The sweep file or a task file being read: its path and directory.
+class YamlFile {
+ public:
+  YamlFile(std::string path, const std::string& text) : path_(std::move(path)) {
+    try {
+      root_ = YAML::Load(text);
+    } catch (const YAML::Exception& e) {
+      throw Error(StrCat(Where(e.mark), ": invalid YAML: ", e.msg));
+    }
+    dir_ = fs::absolute(fs::path(path_)).parent_path();
+  }
+  static YamlFile Read(const std::string& path, const std::string& what) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw Error(StrCat(path, ": cannot open ", what));
+    std::ostringstream text;
+    text << in.rdbuf();
+    return YamlFile(path, text.str());
+  }
+
+  const YAML::Node& root() const { return root_; }
+  const std::string& path() const { return path_; }
+
+  std::string Where(const YAML::Mark& mark) const {
+    if (mark.line < 0) return path_;
+    return StrCat(path_, ":", mark.line + 1, ":", mark.column + 1);
+  }
+  std::string Where(const YAML::Node& node) const { return Where(node.Mark()); }
+
+  // `text` made absolute against this file's directory.
+  std::string ResolvePath(const std::string& text) const {
+    fs::path path(text);
+    if (path.is_relative()) path = dir_ / path;
+    return path.lexically_normal().string();
+  }
+
+  // The text of a scalar node; Error for a mapping, list or null.
+  std::string Scalar(const YAML::Node& node, const std::string& what) const {
+    if (!node.IsScalar()) {
+      throw Error(StrCat(Where(node), ": ", what, ": expected a single value, got ", Kind(node)));
+    }
+    return node.Scalar();
+  }
+
+  // A mapping's entries in order. Error when `node` is not a mapping, for a
+  // duplicate key (YAML forbids them; yaml-cpp keeps both) and, when `known`
+  // is not empty, for a key not in it (after '-' -> '_' and `rename`).
+  std::vector<std::pair<std::string, std::pair<YAML::Node, YAML::Node>>> Entries(
+      const YAML::Node& node, const std::string& what, const std::vector<std::string>& known,
+      std::string (*rename)(std::string) = Normalize) const {
+    if (!node.IsMap()) throw Error(StrCat(Where(node), ": ", what, ": expected a mapping, got ", Kind(node)));
+    std::vector<std::pair<std::string, std::pair<YAML::Node, YAML::Node>>> entries;
+    std::map<std::string, YAML::Mark> seen;
+    for (const auto& entry : node) {
+      if (!entry.first.IsScalar()) throw Error(StrCat(Where(entry.first), ": ", what, ": a key must be a name"));
+      const std::string key = rename(entry.first.Scalar());
+      if (!known.empty() && !Contains(known, key)) {
+        throw Error(StrCat(Where(entry.first), ": unknown key '", entry.first.Scalar(), "' in ", what, "; ",
+                           Suggestion(key, known)));
+      }
+      const auto [it, inserted] = seen.emplace(key, entry.first.Mark());
+      if (!inserted) {
+        throw Error(StrCat(Where(entry.first), ": duplicate key '", entry.first.Scalar(), "' in ", what,
+                           " (first at line ", it->second.line + 1, ")"));
+      }
+      entries.push_back({key, {entry.first, entry.second}});
+    }
+    return entries;
+  }
+
+  static std::string Kind(const YAML::Node& node) {
+    switch (node.Type()) {
+      case YAML::NodeType::Map: return "a mapping";
+      case YAML::NodeType::Sequence: return "a list";
+      case YAML::NodeType::Null: return "nothing (null)";
+      default: return StrCat("'", node.Scalar(), "'");
+    }
+  }
+
+ private:
+  std::string path_;
+  fs::path dir_;
+  YAML::Node root_;
+};
+
+std::string UnaliasKey(std::string name) { return Unalias(name); }
+
+// A setting and where it was given.
+struct Given {
+  std::string value;
+  std::string where;
+};
+
+// Reads the sweep into `sweep` and checks everything that does not need the
+// expansion; the expansion (Expand) then checks the jobs.
+class SweepReader {
+ public:
+  SweepReader(const YamlFile& file, const SweepSchema& schema, Sweep& sweep)
+      : file_(file), schema_(schema), sweep_(sweep) {
+    for (const std::string& name : schema_.trainer_options) options_.push_back(Normalize(name));
+  }
+
+  void Read() {
+    const YAML::Node& root = file_.root();
+    if (root.IsNull()) throw Error(StrCat(file_.path(), ": empty sweep file; see the README's Sweep YAML reference"));
+    const auto entries = file_.Entries(root, "the sweep", {"name", "description", "method", "metric", "run_cap",
+                                                           "sample_seed", "seeds", "model", "task", "train",
+                                                           "parameters"});
+    std::map<std::string, std::pair<YAML::Node, YAML::Node>> top;
+    for (const auto& [key, nodes] : entries) top[key] = nodes;
+    auto find = [&](const std::string& key) -> const YAML::Node* {
+      const auto it = top.find(key);
+      return it == top.end() ? nullptr : &it->second.second;
+    };
+    auto key_where = [&](const std::string& key) { return file_.Where(top.at(key).first); };
+
+    // name
+    if (find("name") == nullptr) throw Error(StrCat(file_.path(), ": the sweep needs a name: (letters, digits, _ . -)"));
+    sweep_.name = file_.Scalar(*find("name"), "name");
+    if (sweep_.name.empty() || !std::all_of(sweep_.name.begin(), sweep_.name.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-';
+        })) {
+      throw Error(StrCat(file_.Where(*find("name")), ": name '", sweep_.name,
+                         "': use only letters, digits, '_', '.' and '-'"));
+    }
+    if (find("description") != nullptr) file_.Scalar(*find("description"), "description");
+
+    // method, run_cap, sample_seed
+    if (const YAML::Node* method = find("method")) {
+      const std::string text = file_.Scalar(*method, "method");
+      if (text == "grid") {
+        sweep_.method = SweepMethod::kGrid;
+      } else if (text == "random") {
+        sweep_.method = SweepMethod::kRandom;
+      } else {
+        throw Error(StrCat(file_.Where(*method), ": unknown method '", text, "' (grid or random; ",
+                           Suggestion(text, {"grid", "random"}), ")"));
+      }
+    }
+    if (const YAML::Node* run_cap = find("run_cap")) {
+      sweep_.run_cap = NonNegativeInteger(*run_cap, "run_cap");
+    }
+    run_cap_where_ = find("run_cap") ? key_where("run_cap") : file_.path();
+    if (sweep_.method == SweepMethod::kRandom && sweep_.run_cap <= 0) {
+      throw Error(StrCat(run_cap_where_, ": method random needs run_cap: N > 0, the number of parameter sets to draw"));
+    }
+    if (const YAML::Node* sample_seed = find("sample_seed")) {
+      sweep_.sample_seed = static_cast<uint64_t>(NonNegativeInteger(*sample_seed, "sample_seed"));
+    }
+
+    // model, task, train (the fixed settings), then parameters.
+    if (find("model") == nullptr) throw Error(StrCat(file_.path(), ": the sweep needs model: {path: MODEL_DIR}"));
+    ReadModel(*find("model"));
+    if (find("task") == nullptr) {
+      throw Error(StrCat(file_.path(), ": the sweep needs task: {file: TASK.yaml} or task settings (train, ...)"));
+    }
+    ReadTask(*find("task"));
+    if (const YAML::Node* train = find("train")) ReadTrain(*train);
+    parameters_where_ = find("parameters") ? key_where("parameters") : file_.path();
+    if (const YAML::Node* parameters = find("parameters")) ReadParameters(*parameters);
+
+    // seeds
+    const bool seed_parameter = sweep_seed_parameter_;
+    if (const YAML::Node* seeds = find("seeds")) {
+      if (seed_parameter) {
+        throw Error(StrCat(key_where("seeds"), ": give seeds: or a 'seed' parameter (", seed_parameter_where_,
+                           "), not both"));
+      }
+      if (fixed_.count("seed")) {
+        throw Error(StrCat(key_where("seeds"), ": give seeds: or train: seed (", fixed_.at("seed").where,
+                           "), not both"));
+      }
+      if (!seeds->IsSequence() || seeds->size() == 0) {
+        throw Error(StrCat(file_.Where(*seeds), ": seeds: expected a non-empty list of seeds, e.g. [0, 1, 2]"));
+      }
+      std::set<uint64_t> distinct;
+      for (const YAML::Node& seed : *seeds) {
+        const uint64_t value = static_cast<uint64_t>(NonNegativeInteger(seed, "seeds"));
+        CheckValue("seed", std::to_string(value), file_.Where(seed));
+        if (!distinct.insert(value).second) throw Error(StrCat(file_.Where(seed), ": seeds: ", value, " is listed twice"));
+        sweep_.seeds.push_back(value);
+      }
+    } else if (fixed_.count("seed")) {
+      sweep_.seeds = {static_cast<uint64_t>(*ParseInteger(fixed_.at("seed").value))};
+      fixed_.erase("seed");
+    } else if (!seed_parameter) {
+      sweep_.seeds = {DefaultSeed()};
+    }
+
+    // metric (needs the task kind)
+    ReadMetric(find("metric"));
+
+    // The fixed settings in job-file order, defaults filled in.
+    sweep_.fixed = Ordered(fixed_);
+    sweep_.fixed.verbalizer = verbalizer_;
+  }
+
+  // Settings of `given` (plus defaults) in job-file order.
+  JobSettings Ordered(const std::map<std::string, Given>& given) const {
+    JobSettings settings;
+    auto add = [&](const std::string& key) {
+      const auto it = given.find(key);
+      if (it != given.end()) {
+        settings.values.emplace_back(key, it->second.value);
+        return;
+      }
+      for (const auto& [name, value] : schema_.defaults) {
+        if (Normalize(name) == key) {
+          settings.values.emplace_back(key, value);
+          return;
+        }
+      }
+    };
+    for (const std::string& key : kModelKeys) add(key);
+    for (const std::string& key : kTaskKeys) add(key);
+    for (const std::string& key : options_) add(key);
+    return settings;
+  }
+
+  const std::map<std::string, Given>& fixed() const { return fixed_; }
+  const std::string& parameters_where() const { return parameters_where_; }
+  const std::string& run_cap_where() const { return run_cap_where_; }
+
+ private:
+  uint64_t DefaultSeed() const {
+    // The trainer's default seed (42) when the schema names one.
+    for (const auto& [name, value] : schema_.defaults) {
+      if (Normalize(name) == "seed") {
+        if (const auto seed = ParseInteger(value); seed && *seed >= 0) return static_cast<uint64_t>(*seed);
+      }
+    }
+    return 42;
+  }
+
+  int64_t NonNegativeInteger(const YAML::Node& node, const std::string& what) const {
+    const std::string text = file_.Scalar(node, what);
+    const auto value = ParseInteger(text);
+    if (!value || *value < 0) {
+      throw Error(StrCat(file_.Where(node), ": ", what, ": expected a non-negative integer, got '", text, "'"));
+    }
+    return *value;
+  }
+
+  // The injected check, once per distinct (name, value).
+  void CheckValue(const std::string& name, const std::string& value, const std::string& where) {
+    if (!schema_.check_value || !checked_.insert({name, value}).second) return;
+    try {
+      schema_.check_value(name, value);
+    } catch (const Error& e) {
+      checked_.erase({name, value});
+      throw Error(StrCat(where, ": ", name, ": ", e.what()));
+    }
+  }
+
+  // Records a fixed setting; Error when it was already given.
+  void SetFixed(const std::string& key, const std::string& value, const std::string& where) {
+    const auto [it, inserted] = fixed_.emplace(key, Given{value, where});
+    if (!inserted) {
+      throw Error(StrCat(where, ": '", key, "' is already set at ", it->second.where, "; give it once"));
+    }
+    CheckValue(key, value, where);
+  }
+
+  void ReadModel(const YAML::Node& node) {
+    if (node.IsScalar()) {  // model: PATH
+      SetFixed("model", ExistingPath(file_, node, "model", /*directory=*/true), file_.Where(node));
+      return;
+    }
+    const auto entries = file_.Entries(node, "model", {"path", "tokenizer", "device", "dtype"});
+    bool has_path = false;
+    for (const auto& [key, nodes] : entries) {
+      const YAML::Node& value = nodes.second;
+      const std::string where = file_.Where(value);
+      if (key == "path") {
+        has_path = true;
+        SetFixed("model", ExistingPath(file_, value, "model.path", /*directory=*/true), where);
+      } else if (key == "tokenizer") {
+        SetFixed("tokenizer", ExistingPath(file_, value, "model.tokenizer", /*directory=*/false), where);
+      } else {
+        SetFixed(key, file_.Scalar(value, "model." + key), where);
+      }
+    }
+    if (!has_path) throw Error(StrCat(file_.Where(node), ": model needs path: MODEL_DIR"));
+  }
+
+  // A path that exists, made absolute against `file`'s directory.
+  static std::string ExistingPath(const YamlFile& file, const YAML::Node& node, const std::string& what,
+                                  bool directory) {
+    const std::string text = file.Scalar(node, what);
+    if (text.empty()) throw Error(StrCat(file.Where(node), ": ", what, ": empty path"));
+    const std::string path = file.ResolvePath(text);
+    const bool ok = directory ? fs::is_directory(path) : fs::is_regular_file(path);
+    if (!ok) {
+      throw Error(StrCat(file.Where(node), ": ", what, ": ", path, directory ? " is not a directory" : " is not a file",
+                         " (relative paths are resolved against the directory of ", file.path(), ")"));
+    }
+    return path;
+  }
+
+  // Task keys of one mapping (a task file, or the sweep's task: section);
+  // `into` receives them, later calls overriding earlier ones.
+  void ReadTaskKeys(const YamlFile& file, const YAML::Node& node, bool allow_file,
+                    std::map<std::string, Given>& into, std::optional<std::pair<SettingList, std::string>>& verbalizer) {
+    std::vector<std::string> known = kTaskKeys;
+    known.push_back("verbalizer");
+    if (allow_file) known.insert(known.begin(), "file");
+    const std::string what = allow_file ? "task" : StrCat("task file ", file.path());
+    for (const auto& [key, nodes] : file.Entries(node, what, known)) {
+      const YAML::Node& value = nodes.second;
+      const std::string where = file.Where(value);
+      if (key == "file") continue;
+      if (key == "verbalizer") {
+        SettingList pairs;
+        for (const auto& [label, words] : file.Entries(value, "verbalizer", {}, [](std::string s) { return s; })) {
+          pairs.emplace_back(label, file.Scalar(words.second, StrCat("verbalizer '", label, "'")));
+        }
+        if (pairs.empty()) throw Error(StrCat(where, ": verbalizer: give label: words for every label"));
+        verbalizer = std::make_pair(std::move(pairs), where);
+      } else if (Contains(kTaskPathKeys, key)) {
+        into[key] = Given{ExistingPath(file, value, key, /*directory=*/false), where};
+      } else {
+        into[key] = Given{file.Scalar(value, key), where};
+      }
+    }
+  }
+
+  void ReadTask(const YAML::Node& node) {
+    std::map<std::string, Given> task;
+    std::optional<std::pair<SettingList, std::string>> verbalizer;
+    if (node.IsMap() && node["file"]) {
+      const YAML::Node file_node = node["file"];
+      const std::string path = ExistingPath(file_, file_node, "task.file", /*directory=*/false);
+      const YamlFile task_file = YamlFile::Read(path, "task file");
+      if (!task_file.root().IsNull()) ReadTaskKeys(task_file, task_file.root(), /*allow_file=*/false, task, verbalizer);
+    }
+    ReadTaskKeys(file_, node, /*allow_file=*/true, task, verbalizer);  // inline keys override the file's
+    for (const auto& [key, given] : task) SetFixed(key, given.value, given.where);
+
+    const auto kind = task.find("task");
+    task_kind_ = kind == task.end() ? "classification" : kind->second.value;
+    if (task_kind_ != "classification" && task_kind_ != "generation") {
+      throw Error(StrCat(kind->second.where, ": unknown task '", task_kind_, "' (classification or generation)"));
+    }
+    if (!task.count("train")) {
+      throw Error(StrCat(file_.Where(node), ": task needs train: TRAIN.jsonl (here or in its task file)"));
+    }
+    if (task_kind_ == "classification") {
+      if (!verbalizer) {
+        throw Error(StrCat(file_.Where(node),
+                           ": a classification task needs verbalizer: {label: words, ...} (here or in its task file)"));
+      }
+      verbalizer_ = verbalizer->first;
+    } else if (verbalizer) {
+      throw Error(StrCat(verbalizer->second, ": a generation task has no verbalizer"));
+    }
+  }
+
+  // A trainer option's name (aliases mapped); Error with a suggestion otherwise.
+  std::string OptionName(const YamlFile& file, const YAML::Node& key_node, const std::string& what) const {
+    const std::string name = Unalias(key_node.Scalar());
+    if (!Contains(options_, name)) {
+      throw Error(StrCat(file.Where(key_node), ": unknown trainer setting '", key_node.Scalar(), "' in ", what, "; ",
+                         Suggestion(name, options_)));
+    }
+    return name;
+  }
+
+  void ReadTrain(const YAML::Node& node) {
+    for (const auto& [key, nodes] : file_.Entries(node, "train", {}, UnaliasKey)) {
+      const std::string name = OptionName(file_, nodes.first, "train");
+      SetFixed(name, file_.Scalar(nodes.second, "train." + name), file_.Where(nodes.second));
+    }
+  }
+
+  // A mapping value: settings at once and an optional label.
+  ParameterValue MappingValue(const YAML::Node& node, const std::string& parameter) {
+    ParameterValue value;
+    std::string label;
+    for (const auto& [key, nodes] : file_.Entries(node, StrCat("a value of parameter '", parameter, "'"), {},
+                                                  UnaliasKey)) {
+      if (key == "label") {
+        value.label = file_.Scalar(nodes.second, "label");
+        continue;
+      }
+      const std::string name = OptionName(file_, nodes.first, StrCat("a value of parameter '", parameter, "'"));
+      const std::string text = file_.Scalar(nodes.second, name);
+      CheckValue(name, text, file_.Where(nodes.second));
+      value.settings.emplace_back(name, text);
+    }
+    if (value.settings.empty()) throw Error(StrCat(file_.Where(node), ": a mapping value needs at least one setting"));
+    if (value.label.empty()) {
+      for (const auto& [name, text] : value.settings) value.label += StrCat(value.label.empty() ? "" : ",", name, "=", text);
+    }
+    return value;
+  }
+
+  // One scalar or mapping value of `parameter` (`name` is its option for a scalar).
+  ParameterValue Value(const YAML::Node& node, const std::string& parameter, const YAML::Node& key_node) {
+    if (node.IsMap()) return MappingValue(node, parameter);
+    const std::string name = OptionName(file_, key_node, "parameters");
+    const std::string text = file_.Scalar(node, StrCat("parameter '", parameter, "'"));
+    CheckValue(name, text, file_.Where(node));
+    return ParameterValue{text, {{name, text}}};
+  }
+
+  double Number(const YAML::Node& node, const std::string& what) const {
+    const std::string text = file_.Scalar(node, what);
+    const auto value = ParseDouble(text);
+    if (!value) throw Error(StrCat(file_.Where(node), ": ", what, ": expected a number, got '", text, "'"));
+    return *value;
+  }
+
+  void ReadParameters(const YAML::Node& node) {
+    for (const auto& [key, nodes] : file_.Entries(node, "parameters", {}, UnaliasKey)) {
+      const YAML::Node& key_node = nodes.first;
+      const YAML::Node& spec = nodes.second;
+      const std::string where = file_.Where(key_node);
+      const auto fields = file_.Entries(spec, StrCat("parameter '", key, "'"),
+                                        {"values", "value", "min", "max", "distribution", "q"});
+      std::map<std::string, YAML::Node> field;
+      for (const auto& [name, field_nodes] : fields) field[name] = field_nodes.second;
+      auto has = [&](const char* name) { return field.count(name) > 0; };
+
+      if (has("value")) {  // a constant: fixed settings, not swept
+        if (has("values") || has("min") || has("max") || has("distribution") || has("q")) {
+          throw Error(StrCat(where, ": parameter '", key, "': value: is a constant; give it alone"));
+        }
+        const ParameterValue value = Value(field["value"], key, key_node);
+        for (const auto& [name, text] : value.settings) SetFixed(name, text, file_.Where(field["value"]));
+        continue;
+      }
+
+      SweepParameter parameter;
+      parameter.name = key;
+      parameter.where = where;
+      std::string distribution;
+      if (has("distribution")) distribution = file_.Scalar(field["distribution"], "distribution");
+      const std::vector<std::string> distributions = {"categorical", "uniform", "log_uniform_values", "int_uniform",
+                                                      "q_uniform"};
+      if (!distribution.empty() && !Contains(distributions, distribution)) {
+        throw Error(StrCat(file_.Where(field["distribution"]), ": unsupported distribution '", distribution, "'; ",
+                           Suggestion(distribution, distributions)));
+      }
+
+      if (has("values")) {
+        if (has("min") || has("max") || has("q")) {
+          throw Error(StrCat(where, ": parameter '", key, "': give values: or min:/max:, not both"));
+        }
+        if (!distribution.empty() && distribution != "categorical") {
+          throw Error(StrCat(file_.Where(field["distribution"]), ": parameter '", key, "': values: are categorical, not ",
+                             distribution));
+        }
+        const YAML::Node& values = field["values"];
+        if (!values.IsSequence()) {
+          throw Error(StrCat(file_.Where(values), ": parameter '", key, "': values: expected a list, got ",
+                             YamlFile::Kind(values)));
+        }
+        if (values.size() == 0) throw Error(StrCat(file_.Where(values), ": parameter '", key, "': values: is empty"));
+        std::map<std::string, std::string> labels;
+        for (const YAML::Node& item : values) {
+          ParameterValue value = Value(item, key, key_node);
+          const auto [it, inserted] = labels.emplace(value.label, file_.Where(item));
+          if (!inserted) {
+            throw Error(StrCat(file_.Where(item), ": parameter '", key, "': value '", value.label,
+                               "' is listed twice (first at ", it->second, ")"));
+          }
+          parameter.values.push_back(std::move(value));
+        }
+        parameter.distribution = Distribution::kCategorical;
+      } else if (has("min") || has("max")) {
+        if (!has("min") || !has("max")) {
+          throw Error(StrCat(where, ": parameter '", key, "': a range needs both min: and max:"));
+        }
+        const std::string name = OptionName(file_, key_node, "parameters");
+        const YAML::Node& min = field["min"];
+        const YAML::Node& max = field["max"];
+        parameter.min = Number(min, "min");
+        parameter.max = Number(max, "max");
+        const bool integers = ParseInteger(min.Scalar()) && ParseInteger(max.Scalar());
+        if (distribution.empty()) distribution = integers ? "int_uniform" : "uniform";  // W&B's inference
+        if (distribution == "categorical") {
+          throw Error(StrCat(file_.Where(field["distribution"]), ": parameter '", key,
+                             "': categorical needs values: [...]"));
+        }
+        if (parameter.min >= parameter.max) {
+          throw Error(StrCat(file_.Where(min), ": parameter '", key, "': min (", min.Scalar(),
+                             ") must be less than max (", max.Scalar(), ")"));
+        }
+        if (distribution == "log_uniform_values") {
+          parameter.distribution = Distribution::kLogUniformValues;
+          if (parameter.min <= 0) {
+            throw Error(StrCat(file_.Where(min), ": parameter '", key, "': log_uniform_values needs min > 0, got ",
+                               min.Scalar()));
+          }
+        } else if (distribution == "int_uniform") {
+          parameter.distribution = Distribution::kIntUniform;
+          if (!integers) {
+            throw Error(StrCat(file_.Where(ParseInteger(min.Scalar()) ? max : min), ": parameter '", key,
+                               "': int_uniform needs integer min and max"));
+          }
+        } else if (distribution == "q_uniform") {
+          parameter.distribution = Distribution::kQUniform;
+          if (has("q")) parameter.q = Number(field["q"], "q");
+          if (parameter.q <= 0) throw Error(StrCat(file_.Where(field["q"]), ": parameter '", key, "': q must be > 0"));
+        } else {
+          parameter.distribution = Distribution::kUniform;
+        }
+        if (has("q") && parameter.distribution != Distribution::kQUniform) {
+          throw Error(StrCat(file_.Where(field["q"]), ": parameter '", key, "': q: is only for q_uniform"));
+        }
+        if (sweep_.method == SweepMethod::kGrid) {
+          throw Error(StrCat(where, ": parameter '", key, "': a ", distribution,
+                             " range needs method: random (grid search takes values: [...])"));
+        }
+        CheckValue(name, min.Scalar(), file_.Where(min));
+        CheckValue(name, max.Scalar(), file_.Where(max));
+        parameter.values.push_back(ParameterValue{"", {{name, ""}}});  // the setting a draw fills in
+      } else {
+        throw Error(StrCat(where, ": parameter '", key, "' needs values: [...], value: V, or min: and max:"));
+      }
+
+      // Each setting comes from one place.
+      for (const ParameterValue& value : parameter.values) {
+        for (const auto& [name, text] : value.settings) {
+          if (const auto it = fixed_.find(name); it != fixed_.end()) {
+            throw Error(StrCat(where, ": parameter '", key, "' sets '", name, "', which is already set at ",
+                               it->second.where, "; give it once"));
+          }
+          const auto [it, inserted] = swept_by_.emplace(name, key);
+          if (!inserted && it->second != key) {
+            throw Error(StrCat(where, ": parameter '", key, "' sets '", name, "', which parameter '", it->second,
+                               "' sets too; give it in one parameter"));
+          }
+          if (name == "seed") {
+            sweep_seed_parameter_ = true;
+            seed_parameter_where_ = where;
+          }
+        }
+      }
+      sweep_.parameters.push_back(std::move(parameter));
+    }
+    // A constant given after a parameter that sets the same name.
+    for (const auto& [name, given] : fixed_) {
+      if (const auto it = swept_by_.find(name); it != swept_by_.end()) {
+        throw Error(StrCat(given.where, ": '", name, "' is already set by parameter '", it->second, "'; give it once"));
+      }
+    }
+  }
+
+  void ReadMetric(const YAML::Node* node) {
+    const std::string natural = task_kind_ == "generation" ? "exact_match" : "accuracy";
+    sweep_.metric.name = natural;
+    std::optional<std::string> goal;
+    std::string where = file_.path();
+    if (node != nullptr) {
+      where = file_.Where(*node);
+      for (const auto& [key, nodes] : file_.Entries(*node, "metric", {"name", "goal"})) {
+        const std::string text = file_.Scalar(nodes.second, "metric." + key);
+        if (key == "name") {
+          const std::vector<std::string> names = {"accuracy", "exact_match", "loss"};
+          if (!Contains(names, text)) {
+            throw Error(StrCat(file_.Where(nodes.second), ": unknown metric '", text, "'; ", Suggestion(text, names)));
+          }
+          if (text != "loss" && text != natural) {
+            throw Error(StrCat(file_.Where(nodes.second), ": metric ", text, " is not measured for a ", task_kind_,
+                               " task; use ", natural, " or loss"));
+          }
+          sweep_.metric.name = text;
+        } else {
+          if (text != "maximize" && text != "minimize") {
+            throw Error(StrCat(file_.Where(nodes.second), ": metric goal '", text, "': maximize or minimize"));
+          }
+          goal = text;
+        }
+      }
+    }
+    const std::string goal_text = goal.value_or(sweep_.metric.name == "loss" ? "minimize" : "maximize");
+    sweep_.metric.goal = goal_text == "maximize" ? MetricGoal::kMaximize : MetricGoal::kMinimize;
+  }
+
+  const YamlFile& file_;
+  const SweepSchema& schema_;
+  Sweep& sweep_;
+  std::vector<std::string> options_;
+  std::map<std::string, Given> fixed_;
+  std::map<std::string, std::string> swept_by_;  // setting -> parameter
+  SettingList verbalizer_;
+  std::string task_kind_;
+  std::set<std::pair<std::string, std::string>> checked_;
+  bool sweep_seed_parameter_ = false;
+  std::string seed_parameter_where_;
+  std::string parameters_where_;
+  std::string run_cap_where_;
+};
+
+// --- Sampling: explicit formulas over mt19937_64 (whose output sequence the
+// standard fixes), so a sweep draws the same values on every platform;
+// std::uniform_*_distribution are implementation-defined. ---
+
+// Uniform in [0, 1) with 53 random bits.
+double UnitDouble(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1.0p-53; }
+
+// Uniform in [0, n) without modulo bias (rejection).
+uint64_t Below(std::mt19937_64& rng, uint64_t n) {
+  const uint64_t limit = std::numeric_limits<uint64_t>::max() - std::numeric_limits<uint64_t>::max() % n;
+  uint64_t x = rng();
+  while (x >= limit) x = rng();
+  return x % n;
+}
+
+// The text of one draw of a range parameter.
+std::string Draw(const SweepParameter& p, std::mt19937_64& rng) {
+  switch (p.distribution) {
+    case Distribution::kUniform:
+      return DoubleText(std::min(p.max, p.min + UnitDouble(rng) * (p.max - p.min)));
+    case Distribution::kLogUniformValues: {
+      const double value = std::exp(std::log(p.min) + UnitDouble(rng) * (std::log(p.max) - std::log(p.min)));
+      return DoubleText(std::clamp(value, p.min, p.max));
+    }
+    case Distribution::kIntUniform: {
+      const auto lo = static_cast<int64_t>(p.min);
+      const auto span = static_cast<uint64_t>(static_cast<int64_t>(p.max) - lo) + 1;
+      return std::to_string(lo + static_cast<int64_t>(Below(rng, span)));
+    }
+    case Distribution::kQUniform: {
+      // W&B: round(X / q) * q with X ~ uniform(min, max). 15 digits drop the
+      // representation error of k * q (3 * 0.1 -> "0.3").
+      const double x = p.min + UnitDouble(rng) * (p.max - p.min);
+      char buffer[32];
+      std::snprintf(buffer, sizeof(buffer), "%.15g", std::round(x / p.q) * p.q + 0.0);
+      return buffer;
+    }
+    case Distribution::kCategorical: break;
+  }
+  PS_CHECK(false, "Draw on a categorical parameter");
+  return "";
+}
+
+std::string Describe(const SweepJob& job) {
+  std::string text;
+  for (const auto& [name, value] : job.swept) text += StrCat(text.empty() ? "" : ", ", name, "=", value);
+  return StrCat(text, text.empty() ? "" : ", ", "seed=", job.seed);
+}
+
+// Builds one job from the fixed settings and one choice per parameter.
+SweepJob MakeJob(const SweepReader& reader, const Sweep& sweep, const std::vector<ParameterValue>& choice,
+                 std::optional<uint64_t> seed) {
+  std::map<std::string, Given> given = reader.fixed();
+  SweepJob job;
+  for (std::size_t i = 0; i < choice.size(); ++i) {
+    job.swept.emplace_back(sweep.parameters[i].name, choice[i].label);
+    for (const auto& [name, value] : choice[i].settings) given[name] = Given{value, ""};
+  }
+  if (seed) given["seed"] = Given{std::to_string(*seed), ""};
+  job.settings = reader.Ordered(given);
+  for (const auto& [name, value] : job.settings.values) {
+    if (name == "seed") job.seed = static_cast<uint64_t>(ParseInteger(value).value_or(0));
+  }
+  job.settings.verbalizer = sweep.fixed.verbalizer;
+  job.id = JobId(job.settings);
+  return job;
+}
+
+void Expand(const SweepReader& reader, const SweepSchema& schema, Sweep& sweep) {
+  std::vector<std::optional<uint64_t>> seeds;
+  for (uint64_t seed : sweep.seeds) seeds.emplace_back(seed);
+  if (seeds.empty()) seeds.emplace_back(std::nullopt);  // `seed` is a parameter
+  const auto per_set = static_cast<int64_t>(seeds.size());
+  std::vector<std::vector<ParameterValue>> sets;  // one choice per parameter
+
+  if (sweep.method == SweepMethod::kGrid) {
+    int64_t total = per_set;
+    for (const SweepParameter& p : sweep.parameters) {
+      const auto n = static_cast<int64_t>(p.values.size());
+      total = total > std::numeric_limits<int64_t>::max() / n ? std::numeric_limits<int64_t>::max() : total * n;
+    }
+    sweep.uncapped_jobs = total;
+    const int64_t planned = sweep.run_cap > 0 ? std::min(total, sweep.run_cap) : total;
+    if (planned > kMaxJobs) {
+      throw Error(StrCat(reader.run_cap_where(), ": the grid has more than ", kMaxJobs,
+                         " jobs; set run_cap: N to run the first N, or use method: random"));
+    }
+    if (planned < total) {
+      sweep.warnings.push_back(StrCat("run_cap ", sweep.run_cap, " keeps the first ", planned, " of ", total,
+                                      " grid jobs"));
+    }
+    // Odometer over the parameters in YAML order, the last one fastest.
+    std::vector<std::size_t> index(sweep.parameters.size(), 0);
+    const int64_t set_count = (planned + per_set - 1) / per_set;
+    for (int64_t s = 0; s < set_count; ++s) {
+      std::vector<ParameterValue> choice;
+      for (std::size_t i = 0; i < index.size(); ++i) choice.push_back(sweep.parameters[i].values[index[i]]);
+      sets.push_back(std::move(choice));
+      for (std::size_t i = index.size(); i-- > 0;) {
+        if (++index[i] < sweep.parameters[i].values.size()) break;
+        index[i] = 0;
+      }
+    }
+    std::vector<SweepJob>& jobs = sweep.jobs;
+    std::map<std::string, std::size_t> by_id;
+    for (const auto& choice : sets) {
+      for (const auto& seed : seeds) {
+        if (static_cast<int64_t>(jobs.size()) == planned) break;
+        SweepJob job = MakeJob(reader, sweep, choice, seed);
+        const auto [it, inserted] = by_id.emplace(job.id, jobs.size());
+        if (!inserted) {
+          throw Error(StrCat(reader.parameters_where(), ": jobs ", it->second + 1, " (", Describe(jobs[it->second]),
+                             ") and ", jobs.size() + 1, " (", Describe(job), ") have the same settings (job id ",
+                             job.id, "); remove the repeated value"));
+        }
+        jobs.push_back(std::move(job));
+      }
+    }
+  } else {
+    std::mt19937_64 rng(sweep.sample_seed);
+    std::map<std::string, std::size_t> by_id;
+    int64_t repeated = 0;
+    for (int64_t draw = 0; draw < sweep.run_cap; ++draw) {
+      std::vector<ParameterValue> choice;
+      for (const SweepParameter& p : sweep.parameters) {
+        if (p.distribution == Distribution::kCategorical) {
+          choice.push_back(p.values[Below(rng, p.values.size())]);
+        } else {
+          const std::string text = Draw(p, rng);
+          choice.push_back(ParameterValue{text, {{p.values[0].settings[0].first, text}}});
+        }
+      }
+      bool repeat = false;
+      std::vector<SweepJob> drawn;
+      for (const auto& seed : seeds) {
+        SweepJob job = MakeJob(reader, sweep, choice, seed);
+        if (by_id.count(job.id)) repeat = true;
+        drawn.push_back(std::move(job));
+      }
+      if (repeat) {  // the same parameter set again: nothing new to run
+        ++repeated;
+        continue;
+      }
+      for (SweepJob& job : drawn) {
+        by_id.emplace(job.id, sweep.jobs.size());
+        sweep.jobs.push_back(std::move(job));
+      }
+    }
+    sweep.uncapped_jobs = static_cast<int64_t>(sweep.jobs.size());
+    if (repeated > 0) {
+      sweep.warnings.push_back(StrCat(repeated, " of ", sweep.run_cap,
+                                      " random draws repeated an earlier parameter set and were dropped"));
+    }
+  }
+
+  if (schema.check_job) {
+    for (const SweepJob& job : sweep.jobs) {
+      try {
+        schema.check_job(job.settings);
+      } catch (const Error& e) {
+        throw Error(StrCat(reader.parameters_where(), ": job ", job.id, " (", Describe(job), "): ", e.what()));
+      }
+    }
+  }
+}
+
+}  // namespace
+
+Sweep ParseSweep(const std::string& text, const std::string& path, const SweepSchema& schema) {
+  const YamlFile file(path, text);
+  Sweep sweep;
+  sweep.path = fs::absolute(fs::path(path)).lexically_normal().string();
+  SweepReader reader(file, schema, sweep);
+  reader.Read();
+  Expand(reader, schema, sweep);
+  return sweep;
+}
+
+Sweep ReadSweep(const std::string& path, const SweepSchema& schema) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(StrCat(path, ": cannot open sweep file"));
+  std::ostringstream text;
+  text << in.rdbuf();
+  return ParseSweep(text.str(), path, schema);
+}
+
+std::string JobId(const JobSettings& settings) {
+  // Canonical form: [[name, value], ..., ["verbalizer", [[label, words], ...]]].
+  nlohmann::json canonical = nlohmann::json::array();
+  for (const auto& [name, value] : settings.values) canonical.push_back({name, value});
+  nlohmann::json verbalizer = nlohmann::json::array();
+  for (const auto& [label, words] : settings.verbalizer) verbalizer.push_back({label, words});
+  canonical.push_back({"verbalizer", verbalizer});
+  const std::string bytes = canonical.dump();
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  PS_CHECK(EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr) == 1);
+  static const char kHex[] = "0123456789abcdef";
+  std::string id;
+  for (int i = 0; i < 8; ++i) {
+    id += kHex[digest[i] >> 4];
+    id += kHex[digest[i] & 15];
+  }
+  return id;
+}
+
+std::string JobFileYaml(const JobSettings& settings, const std::string& output) {
+  YAML::Emitter out;
+  // Strings double-quoted, so "null", "~", "yes", leading spaces and newlines
+  // read back as the same text; plain numbers stay plain.
+  auto value = [&](const std::string& text) {
+    if (ParseDouble(text) && text.find_first_not_of("0123456789.eE+-") == std::string::npos) {
+      out << text;
+    } else {
+      out << YAML::DoubleQuoted << text;
+    }
+  };
+  out << YAML::BeginMap;
+  out << YAML::Key << "output" << YAML::Value;
+  value(output);
+  for (const auto& [name, text] : settings.values) {
+    out << YAML::Key << name << YAML::Value;
+    value(text);
+    if (name == "task" && !settings.verbalizer.empty()) {
+      out << YAML::Key << "verbalizer" << YAML::Value << YAML::BeginMap;
+      for (const auto& [label, words] : settings.verbalizer) {
+        out << YAML::Key << YAML::DoubleQuoted << label << YAML::Value;
+        value(words);
+      }
+      out << YAML::EndMap;
+    }
+  }
+  out << YAML::EndMap;
+  PS_CHECK(out.good(), out.GetLastError());
+  return std::string(out.c_str()) + "\n";
+}
+
+std::string SweepSummary(const Sweep& sweep) {
+  const std::size_t n = sweep.jobs.size();
+  std::string text = StrCat(n, n == 1 ? " job: " : " jobs: ");
+  std::vector<std::string> factors;
+  if (sweep.method == SweepMethod::kRandom) {
+    factors.push_back(StrCat(sweep.run_cap, " random draws"));
+  } else {
+    for (const SweepParameter& p : sweep.parameters) factors.push_back(StrCat(p.values.size(), " ", p.name));
+  }
+  if (!sweep.seeds.empty()) factors.push_back(StrCat(sweep.seeds.size(), sweep.seeds.size() == 1 ? " seed" : " seeds"));
+  for (std::size_t i = 0; i < factors.size(); ++i) text += (i ? " × " : "") + factors[i];
+  if (static_cast<int64_t>(n) < sweep.uncapped_jobs) text += StrCat(" (run_cap ", sweep.run_cap, " of ", sweep.uncapped_jobs, ")");
+  return text;
+}
+
+}  // namespace promptsweep
