@@ -13,5 +13,9 @@ void AddTrainCommand(CLI::App& app);
 void AddEvalCommand(CLI::App& app);
 void AddGenerateCommand(CLI::App& app);
 void AddTokenizeCommand(CLI::App& app);
+void AddPlanCommand(CLI::App& app);
+void AddTrainTokenizerCommand(CLI::App& app);
+void AddPretrainCommand(CLI::App& app);
+void AddPerplexityCommand(CLI::App& app);
 
 }  // namespace promptsweep::cli

@@ -122,6 +122,12 @@ void SettingFlags::ApplyJobFile(const std::string& path) {
       throw Error(StrCat(where, ": ", key, ": expected a ", setting->repeatable ? "scalar, list or mapping" : "scalar",
                          " value"));
     }
+    if (setting->path) {
+      const std::filesystem::path base = std::filesystem::path(path).parent_path();
+      for (std::string& v : values) {
+        if (!v.empty() && std::filesystem::path(v).is_relative()) v = (base / v).lexically_normal().string();
+      }
+    }
     setting->set(values, StrCat(where, ": ", setting->name));
   }
 }
@@ -130,9 +136,12 @@ std::vector<Setting> ModelSettings(ModelArgs& args) {
   Setting model = StringSetting("model", "model directory (config.json, model.safetensors, tokenizer.json)",
                                 &args.model_dir);
   model.positional = true;
+  model.path = true;
+  Setting tokenizer = StringSetting("tokenizer", "tokenizer.json to use instead of the model directory's", &args.tokenizer);
+  tokenizer.path = true;
   return {
       model,
-      StringSetting("tokenizer", "tokenizer.json to use instead of the model directory's", &args.tokenizer),
+      tokenizer,
       StringSetting("device", "cpu, cuda or cuda:N (default cpu)", &args.device),
       StringSetting("dtype",
                     "compute dtype of the frozen weights: float32, bfloat16 or float16 (the prompt and the loss "

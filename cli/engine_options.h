@@ -31,6 +31,9 @@ struct Setting {
   std::function<void(const std::vector<std::string>& values, const std::string& where)> set;
   bool repeatable = false;
   bool positional = false;
+  // A file or directory: a relative value in a job file is resolved against
+  // the job file's directory (on the command line, against the working directory).
+  bool path = false;
 };
 
 // Registers settings as flags of a subcommand and applies them after parsing:

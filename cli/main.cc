@@ -18,9 +18,13 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   promptsweep::cli::AddInspectCommand(app);
   promptsweep::cli::AddTokenizeCommand(app);
+  promptsweep::cli::AddTrainTokenizerCommand(app);
   promptsweep::cli::AddTrainCommand(app);
   promptsweep::cli::AddEvalCommand(app);
   promptsweep::cli::AddGenerateCommand(app);
+  promptsweep::cli::AddPlanCommand(app);
+  promptsweep::cli::AddPretrainCommand(app);
+  promptsweep::cli::AddPerplexityCommand(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -65,8 +65,10 @@ class ScopedStopSignals {
 
 std::vector<Setting> JobSettings(TrainArgs& args) {
   auto path_setting = [](std::string name, std::string help, std::string* target) {
-    return Setting{std::move(name), std::move(help),
-                   [target](const std::vector<std::string>& values, const std::string&) { *target = values.back(); }};
+    Setting setting{std::move(name), std::move(help),
+                    [target](const std::vector<std::string>& values, const std::string&) { *target = values.back(); }};
+    setting.path = true;
+    return setting;
   };
   return {
       path_setting("train", "training data (JSONL); required", &args.train_path),
@@ -229,7 +231,7 @@ void AddTrainCommand(CLI::App& app) {
       "Train one soft prompt (PEFT prompt tuning) on a frozen causal LM. Writes to --output a PEFT adapter "
       "(adapter_config.json, adapter_model.safetensors with the best dev prompt), metrics.csv "
       "(step,split,metric,value) and result.json. Every setting below is also a key of a YAML job file "
-      "(--config; underscores, e.g. learning_rate: 0.3); a flag overrides the file. Ctrl-C / SIGTERM stops "
+      "(--config; underscores, e.g. learning_rate: 0.3); a flag overrides the file; relative paths in the file are relative to the file. Ctrl-C / SIGTERM stops "
       "between steps and writes output/checkpoint.safetensors for --resume-from. Exit code 0 succeeded, "
       "1 error, 2 diverged or cancelled.");
   cmd->add_option("--config", args->config_path, "YAML job file of settings (see above)");
