@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Regenerates the README's "What the sweep shows" table: configs/init-vs-length.yaml
+# (spam) and configs/init-vs-length-genre.yaml (Brown genre) on the shipped model,
+# job by job through tools/sweep/run_local.sh, plus the baselines on each test set:
+# majority class, the bare model zero-shot, and zero-shot with each TEXT init text
+# as a hard prompt (`promptsweep eval --prompt-text`).
+#
+#   bench/run_init_vs_length.sh [OUT_DIR] [PARALLEL]     # ~45 min on 2 cores
+#
+# Interrupted runs resume (finished jobs are kept). Environment: PROMPTSWEEP.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bin="${PROMPTSWEEP:-$root/build/promptsweep}"
+out="${1:-$root/.deps/sweeps}"
+parallel="${2:-2}"
+model="$root/models/pico-llama-2.6m"
+mkdir -p "$out"
+
+baselines() {  # task_dir template max_length verbalizer... -- texts...
+  local dir=$1 template=$2 max_length=$3; shift 3
+  local flags=(--template "$template" --max-length "$max_length")
+  while [[ $1 != -- ]]; do flags+=(--verbalizer "$1"); shift; done; shift
+  local accuracy
+  accuracy=$("$bin" eval "$model" --data "$dir/test.jsonl" "${flags[@]}" --threads 2 | grep -o '"accuracy": [0-9.e-]*')
+  echo "  zero-shot, no prompt: ${accuracy#*: }"
+  for text in "$@"; do
+    accuracy=$("$bin" eval "$model" --data "$dir/test.jsonl" "${flags[@]}" --threads 2 --prompt-text "$text" |
+               grep -o '"accuracy": [0-9.e-]*')
+    echo "  zero-shot, text prompt \"$text\": ${accuracy#*: }"
+  done
+}
+
+for sweep in init-vs-length init-vs-length-genre; do
+  PROMPTSWEEP="$bin" bash "$root/tools/sweep/run_local.sh" "$root/configs/$sweep.yaml" "$out/$sweep" "$parallel"
+  /usr/bin/python3 "$root/tools/sweep/summarize.py" "$out/$sweep" --markdown > "$out/$sweep/table.md"
+done
+
+echo "== baselines (test accuracy)"
+baselines "$root/data/spam" $'{text}\nIs this spam or ham? Answer:' 64 'spam= spam' 'ham= ham' -- \
+  "Is this mail spam or ham?" " spam ham" | tee "$out/init-vs-length/baselines.txt"
+baselines "$root/data/genre" $'{text}\nGenre:' 64 'news= news' 'religion= religion' 'government= government' \
+  'romance= romance' -- "What is the genre of this passage?" " news religion government romance" |
+  tee "$out/init-vs-length-genre/baselines.txt"
+for sweep in init-vs-length init-vs-length-genre; do echo; cat "$out/$sweep/table.md"; done
