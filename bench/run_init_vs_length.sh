@@ -32,13 +32,14 @@ baselines() {  # task_dir template max_length verbalizer... -- texts...
 
 for sweep in init-vs-length init-vs-length-genre; do
   PROMPTSWEEP="$bin" bash "$root/tools/sweep/run_local.sh" "$root/configs/$sweep.yaml" "$out/$sweep" "$parallel"
-  /usr/bin/python3 "$root/tools/sweep/summarize.py" "$out/$sweep" --markdown > "$out/$sweep/table.md"
+  { /usr/bin/python3 "$root/tools/sweep/summarize.py" "$out/$sweep" --pivot init num_virtual_tokens; echo
+    /usr/bin/python3 "$root/tools/sweep/summarize.py" "$out/$sweep" --markdown; } > "$out/$sweep/table.md"
 done
 
 echo "== baselines (test accuracy)"
-baselines "$root/data/spam" $'{text}\nIs this spam or ham? Answer:' 64 'spam= spam' 'ham= ham' -- \
-  "Is this mail spam or ham?" " spam ham" | tee "$out/init-vs-length/baselines.txt"
-baselines "$root/data/genre" $'{text}\nGenre:' 64 'news= news' 'religion= religion' 'government= government' \
-  'romance= romance' -- "What is the genre of this passage?" " news religion government romance" |
+baselines "$root/data/spam" $'{text}\nThis mail is about' 64 'spam= money' 'ham= software' -- \
+  "Is this mail spam or ham?" " money software" | tee "$out/init-vs-length/baselines.txt"
+baselines "$root/data/genre" $'{text}\nTopic:' 64 'news= news' 'religion= church' 'government= government' \
+  'romance= love' -- "What is the topic of this passage?" " news church government love" |
   tee "$out/init-vs-length-genre/baselines.txt"
 for sweep in init-vs-length init-vs-length-genre; do echo; cat "$out/$sweep/table.md"; done

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Summarises a sweep run by tools/sweep/run_local.sh.
 
-    summarize.py OUT_DIR [--markdown]
+    summarize.py OUT_DIR [--markdown] [--pivot ROW COLUMN]
 
 Reads OUT_DIR/plan.json (`promptsweep plan --json`) and each job's
 OUT_DIR/jobs/<id>/result.json; writes OUT_DIR/results.csv (one row per job:
@@ -9,7 +9,9 @@ id, every swept parameter, seed, status, steps, dev/test metric, train loss,
 tokens/s, wall seconds, adapter path) atomically, and prints the mean ± sample
 std over seeds of every parameter combination, next to the majority-class
 baseline of the test set (classification). Jobs without a result are listed
-as missing.
+as missing. --pivot ROW COLUMN prints instead a markdown table of the test
+metric (mean ± std over seeds) with one swept parameter per row and another
+per column (the sweep must vary only those two besides the seed).
 """
 import collections
 import csv
@@ -50,11 +52,36 @@ def majority_share(settings):
     return sum(1 for label in test if label == majority) / len(test)
 
 
+def print_pivot(jobs, rows, row_name, column_name, metric):
+    cells = collections.defaultdict(list)
+    row_keys, column_keys = [], []
+    for job in jobs:  # the plan's order
+        r, c = job["swept"][row_name], job["swept"][column_name]
+        if r not in row_keys:
+            row_keys.append(r)
+        if c not in column_keys:
+            column_keys.append(c)
+    for row in rows:
+        cells[(row[row_name], row[column_name])].append(row[f"test_{metric}"])
+    print(f"| {row_name} \\ {column_name} | " + " | ".join(str(c) for c in column_keys) + " |")
+    print("|---|" + "---|" * len(column_keys))
+    for r in row_keys:
+        line = []
+        for c in column_keys:
+            mean, std, n = mean_std(cells[(r, c)])
+            line.append("n/a" if mean is None else f"{100 * mean:.1f} ± {100 * std:.1f}")
+        print(f"| {r} | " + " | ".join(line) + " |")
+
+
 def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
     out = sys.argv[1]
     markdown = "--markdown" in sys.argv[2:]
+    pivot = None
+    if "--pivot" in sys.argv:
+        at = sys.argv.index("--pivot")
+        pivot = sys.argv[at + 1:at + 3]
     with open(os.path.join(out, "plan.json"), encoding="utf-8") as f:
         plan = json.load(f)
     jobs = plan["jobs"]
@@ -95,15 +122,19 @@ def main():
             writer.writerows(rows)
         os.replace(tmp, os.path.join(out, "results.csv"))
 
+    if pivot:
+        print_pivot(jobs, rows, pivot[0], pivot[1], metric)
+        return
+
     groups = collections.OrderedDict()
     for row in rows:
         groups.setdefault(tuple(row[name] for name in swept), []).append(row)
     name = plan.get("name", os.path.basename(out))
     print(f"{name}: {len(rows)} of {len(jobs)} jobs done" + (f", missing {len(missing)}" if missing else ""))
-    header = swept + ["seeds", f"dev {metric}", f"test {metric}", "diverged/failed"]
+    header = swept + ["seeds", f"best dev {metric}", f"test {metric} (best prompt)", "diverged/failed"]
     lines = []
     for key, group in groups.items():
-        dev_mean, dev_std, _ = mean_std([r[f"dev_{metric}"] for r in group])
+        dev_mean, dev_std, _ = mean_std([r[f"best_dev_{metric}"] for r in group])
         test_mean, test_std, n = mean_std([r[f"test_{metric}"] for r in group])
         bad = sum(1 for r in group if r["status"] != "succeeded")
         fmt = lambda m, s: "n/a" if m is None else f"{100 * m:.1f} ± {100 * s:.1f}"
