@@ -192,11 +192,15 @@ std::vector<Setting> TaskSettings(TaskArgs& args) {
   };
 }
 
+void SetTorchThreads(int64_t threads) {
+  const int64_t n =
+      threads > 0 ? threads : std::max<int64_t>(1, static_cast<int64_t>(std::thread::hardware_concurrency()));
+  torch::set_num_threads(static_cast<int>(n));
+}
+
 Engine LoadEngine(const ModelArgs& args) {
   if (args.model_dir.empty()) throw Error("no model: give the model directory (MODEL argument or 'model:' key)");
-  const int64_t threads =
-      args.threads > 0 ? args.threads : std::max<int64_t>(1, static_cast<int64_t>(std::thread::hardware_concurrency()));
-  torch::set_num_threads(static_cast<int>(threads));
+  SetTorchThreads(args.threads);
   ModelLoadOptions options;
   options.device = ParseDevice(args.device);
   options.dtype = ParseComputeDType(args.dtype);

@@ -79,6 +79,9 @@ struct Engine {
   std::shared_ptr<const CausalLM> model;
   std::unique_ptr<Tokenizer> tokenizer;
 };
+// LibTorch's CPU threads: `threads`, or all cores when 0.
+void SetTorchThreads(int64_t threads);
+
 // Sets LibTorch's thread count, then loads the model and its tokenizer.
 Engine LoadEngine(const ModelArgs& args);
 

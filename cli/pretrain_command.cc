@@ -8,7 +8,6 @@
 #include <iostream>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include <CLI/CLI.hpp>
 
@@ -20,6 +19,7 @@
 #include "common/tokenizer.h"
 #include "worker/generate.h"
 #include "worker/pretrainer.h"
+#include "worker/trainer.h"
 
 namespace promptsweep::cli {
 namespace {
@@ -46,24 +46,6 @@ struct PretrainArgs {
   bool resume = false;
   std::string sample_text = "The";
 };
-
-void SetThreads(int64_t threads) {
-  const int64_t n =
-      threads > 0 ? threads : std::max<int64_t>(1, static_cast<int64_t>(std::thread::hardware_concurrency()));
-  torch::set_num_threads(static_cast<int>(n));
-}
-
-std::string Duration(double seconds) {
-  const int64_t s = static_cast<int64_t>(seconds + 0.5);
-  char text[32];
-  if (s >= 3600) {
-    std::snprintf(text, sizeof(text), "%lldh%02lldm", static_cast<long long>(s / 3600),
-                  static_cast<long long>(s / 60 % 60));
-  } else {
-    std::snprintf(text, sizeof(text), "%lldm%02llds", static_cast<long long>(s / 60), static_cast<long long>(s % 60));
-  }
-  return text;
-}
 
 ModelConfig MakeConfig(const PretrainArgs& args, const Tokenizer& tokenizer, int32_t separator) {
   PS_CHECK(args.hidden_size >= 1 && args.layers >= 1 && args.heads >= 1, "--hidden-size, --layers and --heads must be >= 1");
@@ -98,7 +80,7 @@ ModelConfig MakeConfig(const PretrainArgs& args, const Tokenizer& tokenizer, int
 void RunPretrain(PretrainArgs& args) {
   std::signal(SIGINT, OnStopSignal);
   std::signal(SIGTERM, OnStopSignal);
-  SetThreads(args.threads);
+  SetTorchThreads(args.threads);
   const std::string tokenizer_path =
       args.tokenizer.empty() && args.resume ? args.output + "/tokenizer.json" : args.tokenizer;
   if (tokenizer_path.empty()) throw Error("--tokenizer is required (a tokenizer.json; see train-tokenizer)");
@@ -153,7 +135,7 @@ void RunPretrain(PretrainArgs& args) {
                            : 0.0;
     std::printf("step %lld/%lld | loss %.4f | lr %.2e | %.0f tok/s | elapsed %s | ETA %s\n",
                 static_cast<long long>(p.step), static_cast<long long>(p.max_steps), p.train_loss, p.learning_rate,
-                p.tokens_per_second, Duration(p.elapsed_seconds).c_str(), Duration(eta).c_str());
+                p.tokens_per_second, FormatDuration(p.elapsed_seconds).c_str(), FormatDuration(eta).c_str());
     if (p.evaluated) {
       std::printf("  held-out perplexity %.2f (loss %.4f, %lld tokens)\n", p.heldout.perplexity, p.heldout.loss,
                   static_cast<long long>(p.heldout.tokens));

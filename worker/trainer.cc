@@ -104,7 +104,9 @@ EvalMetric ResolveMetric(EvalMetric metric, const TaskData* dev, const TaskData&
   return metric;
 }
 
-std::string Duration(double seconds) {
+}  // namespace
+
+std::string FormatDuration(double seconds) {
   if (!std::isfinite(seconds) || seconds < 0) return "?";
   const int64_t total = static_cast<int64_t>(seconds + 0.5);
   std::ostringstream out;
@@ -113,6 +115,8 @@ std::string Duration(double seconds) {
   else out << total << "s";
   return out.str();
 }
+
+namespace {
 
 std::string Grouped(int64_t n) {  // 1234567 -> "1,234,567"
   std::string digits = std::to_string(n);
@@ -472,7 +476,7 @@ std::string FormatProgressLine(const TrainProgress& p, EvalMetric metric) {
                 static_cast<long long>(p.step), static_cast<long long>(p.max_steps), p.train_loss,
                 p.learning_rate);
   std::string line = StrCat(numbers, Grouped(static_cast<int64_t>(p.tokens_per_second + 0.5)), " tok/s | ETA ",
-                            Duration(p.eta_seconds));
+                            FormatDuration(p.eta_seconds));
   if (p.dev) {
     char dev[160];
     std::snprintf(dev, sizeof(dev), " | dev loss %.4f", p.dev->loss);
