@@ -17,7 +17,7 @@ const crypto = require("crypto");
 const fs = require("fs");
 const path = require("path");
 
-const { detokenize } = require("../reference/brown_corpus.js");
+const { detokenize, tagged } = require("../reference/brown_corpus.js");
 
 // ---------------------------------------------------------------- utilities
 
@@ -168,18 +168,6 @@ function genreHeldoutDocs() {
     out.push(...spec.train, ...spec.dev, ...spec.test);
   }
   return out.sort();
-}
-
-// A tagged line's tokens: [{word, tag}].
-function tagged(line) {
-  return line
-    .trim()
-    .split(/\s+/)
-    .filter((t) => t.length > 0)
-    .map((t) => {
-      const slash = t.lastIndexOf("/");
-      return slash > 0 ? { word: t.slice(0, slash), tag: t.slice(slash + 1) } : { word: t, tag: "" };
-    });
 }
 
 // Fixes on top of brown_corpus.js's detokenize: doubled punctuation

@@ -34,16 +34,21 @@ function detokenize(words) {
   return out;
 }
 
-// Words of one tagged line: "The/at jury/nn ./." -> ["The", "jury", "."].
-function untag(line) {
+// Tokens of one tagged line: "The/at jury/nn" -> [{word: "The", tag: "at"}, {word: "jury", tag: "nn"}].
+function tagged(line) {
   return line
     .trim()
     .split(/\s+/)
     .filter((token) => token.length > 0)
     .map((token) => {
       const slash = token.lastIndexOf("/");
-      return slash > 0 ? token.slice(0, slash) : token;
+      return slash > 0 ? { word: token.slice(0, slash), tag: token.slice(slash + 1) } : { word: token, tag: "" };
     });
+}
+
+// Words of one tagged line: "The/at jury/nn ./." -> ["The", "jury", "."].
+function untag(line) {
+  return tagged(line).map((t) => t.word);
 }
 
 // [[sentence, ...], ...]: one array of plain-text sentences per corpus file.
@@ -69,7 +74,7 @@ function brownPlainText(npmDir) {
     .join("\n\n");
 }
 
-module.exports = { loadBrownDocuments, brownPlainText, detokenize };
+module.exports = { loadBrownDocuments, brownPlainText, detokenize, tagged };
 
 if (require.main === module) {
   const [npmDir, outFile] = process.argv.slice(2);
