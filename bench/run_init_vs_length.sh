@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Regenerates the README's "What the sweep shows" table: configs/init-vs-length.yaml
 # (spam) and configs/init-vs-length-genre.yaml (Brown genre) on the shipped model,
-# job by job through tools/sweep/run_local.sh, plus the baselines on each test set:
+# with `promptsweep run` (2 workers), plus the baselines on each test set:
 # majority class, the bare model zero-shot, and zero-shot with each TEXT init text
 # as a hard prompt (`promptsweep eval --prompt-text`).
 #
-#   bench/run_init_vs_length.sh [OUT_DIR] [PARALLEL]     # ~45 min on 2 cores
+#   bench/run_init_vs_length.sh [OUT_DIR] [WORKERS]     # ~70 min on 2 cores
 #
 # Interrupted runs resume (finished jobs are kept). Environment: PROMPTSWEEP.
 set -euo pipefail
@@ -31,7 +31,7 @@ baselines() {  # task_dir template max_length verbalizer... -- texts...
 }
 
 for sweep in init-vs-length init-vs-length-genre; do
-  PROMPTSWEEP="$bin" bash "$root/tools/sweep/run_local.sh" "$root/configs/$sweep.yaml" "$out/$sweep" "$parallel"
+  "$bin" run "$root/configs/$sweep.yaml" --workers "$parallel" --threads 1 -o "$out/$sweep" || true  # diverged jobs are results too
   { /usr/bin/python3 "$root/tools/sweep/summarize.py" "$out/$sweep" --pivot init num_virtual_tokens; echo
     /usr/bin/python3 "$root/tools/sweep/summarize.py" "$out/$sweep" --markdown; } > "$out/$sweep/table.md"
 done

@@ -17,5 +17,12 @@ void AddPlanCommand(CLI::App& app);
 void AddTrainTokenizerCommand(CLI::App& app);
 void AddPretrainCommand(CLI::App& app);
 void AddPerplexityCommand(CLI::App& app);
+void AddCoordinatorCommand(CLI::App& app);
+void AddWorkerCommand(CLI::App& app);
+void AddSubmitCommand(CLI::App& app);
+void AddStatusCommand(CLI::App& app);
+void AddCancelCommand(CLI::App& app);
+void AddWaitCommand(CLI::App& app);
+void AddRunCommand(CLI::App& app);
 
 }  // namespace promptsweep::cli

@@ -53,7 +53,7 @@ int64_t ParseInt(const std::string& text, const std::string& where) {
 }
 
 void SettingFlags::Add(CLI::App* command, std::vector<Setting> settings) {
-  for (Setting& setting : settings) {
+  for (const Setting& setting : settings) {
     auto given = given_;
     const std::string name = setting.name;
     const std::string flag = setting.positional ? name : FlagName(name);
@@ -62,8 +62,12 @@ void SettingFlags::Add(CLI::App* command, std::vector<Setting> settings) {
     option->expected(1)->type_name(setting.positional ? "DIR" : "VALUE");
     option->multi_option_policy(setting.repeatable ? CLI::MultiOptionPolicy::TakeAll
                                                    : CLI::MultiOptionPolicy::TakeLast);
-    settings_.push_back(std::move(setting));
   }
+  Add(std::move(settings));
+}
+
+void SettingFlags::Add(std::vector<Setting> settings) {
+  for (Setting& setting : settings) settings_.push_back(std::move(setting));
 }
 
 const Setting* SettingFlags::Find(const std::string& name) const {
@@ -72,6 +76,14 @@ const Setting* SettingFlags::Find(const std::string& name) const {
     if (setting.name == key) return &setting;
   }
   return nullptr;
+}
+
+const Setting& SettingFlags::FindKey(const std::string& name, const std::string& where) const {
+  const Setting* setting = Find(name);
+  if (setting != nullptr) return *setting;
+  std::string known;
+  for (const Setting& s : settings_) known += (known.empty() ? "" : ", ") + s.name;
+  throw Error(StrCat(where, ": unknown key '", name, "' (known: ", known, ")"));
 }
 
 void SettingFlags::ApplyCommandLine() {
@@ -94,13 +106,10 @@ void SettingFlags::ApplyJobFile(const std::string& path) {
   }
   if (root.IsNull()) return;  // an empty file sets nothing
   if (!root.IsMap()) throw Error(StrCat(Where(path, root.Mark()), ": a job file is a mapping of setting: value"));
-  std::string known;
-  for (const Setting& setting : settings_) known += (known.empty() ? "" : ", ") + setting.name;
   for (const auto& entry : root) {
     const std::string where = Where(path, entry.first.Mark());
     const std::string key = entry.first.as<std::string>();
-    const Setting* setting = Find(key);
-    if (setting == nullptr) throw Error(StrCat(where, ": unknown key '", key, "' (known: ", known, ")"));
+    const Setting* setting = &FindKey(key, where);
     const YAML::Node& value = entry.second;
     std::vector<std::string> values;
     if (value.IsScalar()) {
@@ -130,6 +139,19 @@ void SettingFlags::ApplyJobFile(const std::string& path) {
     }
     setting->set(values, StrCat(where, ": ", setting->name));
   }
+}
+
+void SettingFlags::ApplySettings(const SettingList& values, const SettingList& verbalizer, const std::string& where) {
+  for (const auto& [key, value] : values) {
+    const Setting& setting = FindKey(key, where);
+    setting.set({value}, StrCat(where, ": ", setting.name));
+  }
+  if (verbalizer.empty()) return;
+  // label -> words as the flag's "label=words" values.
+  const Setting& setting = FindKey("verbalizer", where);
+  std::vector<std::string> entries;
+  for (const auto& [label, words] : verbalizer) entries.push_back(label + "=" + words);
+  setting.set(entries, StrCat(where, ": ", setting.name));
 }
 
 std::vector<Setting> ModelSettings(ModelArgs& args) {
@@ -198,29 +220,18 @@ void SetTorchThreads(int64_t threads) {
   torch::set_num_threads(static_cast<int>(n));
 }
 
+ModelSpec ModelSpecOf(const ModelArgs& args) {
+  ModelSpec spec;
+  spec.model_dir = args.model_dir;
+  spec.tokenizer = args.tokenizer;
+  spec.dtype = args.dtype;
+  spec.device = args.device;
+  return spec;
+}
+
 Engine LoadEngine(const ModelArgs& args) {
-  if (args.model_dir.empty()) throw Error("no model: give the model directory (MODEL argument or 'model:' key)");
   SetTorchThreads(args.threads);
-  ModelLoadOptions options;
-  options.device = ParseDevice(args.device);
-  options.dtype = ParseComputeDType(args.dtype);
-  Engine engine;
-  if (!std::filesystem::is_directory(args.model_dir)) {
-    throw Error(StrCat(args.model_dir, ": not a model directory (expected config.json, model.safetensors and "
-                                      "tokenizer.json)"));
-  }
-  engine.model = CausalLM::Load(args.model_dir, options);
-  const std::string tokenizer_path =
-      args.tokenizer.empty() ? (std::filesystem::path(args.model_dir) / "tokenizer.json").string() : args.tokenizer;
-  if (!std::filesystem::exists(tokenizer_path)) {
-    throw Error(StrCat(tokenizer_path, ": no tokenizer; put tokenizer.json in the model directory or pass --tokenizer"));
-  }
-  engine.tokenizer = Tokenizer::FromFile(tokenizer_path);
-  if (engine.tokenizer->VocabSize() > engine.model->config().vocab_size) {
-    throw Error(StrCat(tokenizer_path, ": tokenizer has ", engine.tokenizer->VocabSize(), " ids but the model has ",
-                       engine.model->config().vocab_size, " embeddings; it belongs to another model"));
-  }
-  return engine;
+  return LoadModel(ModelSpecOf(args));
 }
 
 TaskSpec MakeTaskSpec(const TaskArgs& args, const CausalLM& model) {

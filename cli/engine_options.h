@@ -11,10 +11,12 @@
 #include <utility>
 #include <vector>
 
+#include "common/job.h"
 #include "common/task_data.h"
 #include "common/tokenizer.h"
 #include "worker/adapter.h"
 #include "worker/causal_lm.h"
+#include "worker/model_cache.h"
 
 namespace CLI {
 class App;
@@ -38,17 +40,26 @@ struct Setting {
 
 // Registers settings as flags of a subcommand and applies them after parsing:
 // job-file values first, then the command line's, so a flag overrides the file.
+// Without a command (a worker), it applies a job's settings the same way.
 class SettingFlags {
  public:
   void Add(CLI::App* command, std::vector<Setting> settings);
+  // Settings that only ApplyJobFile / ApplySettings set (no flags).
+  void Add(std::vector<Setting> settings);
   // A YAML mapping of setting names (or with dashes) to scalars, lists of
   // scalars, or for the verbalizer a mapping label: words. Errors name
   // file:line:column; an unknown key is an error that names it.
   void ApplyJobFile(const std::string& path);
+  // A job's settings (JobSpec: the keys of a job file, paths already
+  // absolute, so taken as they are) and its verbalizer (label -> words), with
+  // ApplyJobFile's checks and messages; `where` prefixes them ("job 0123abcd").
+  void ApplySettings(const SettingList& values, const SettingList& verbalizer, const std::string& where);
   void ApplyCommandLine();
 
  private:
   const Setting* Find(const std::string& name) const;
+  // Find, or Error "<where>: unknown key '<name>' (known: ...)".
+  const Setting& FindKey(const std::string& name, const std::string& where) const;
 
   std::vector<Setting> settings_;
   // Values given on the command line, by setting name, in order.
@@ -75,14 +86,15 @@ struct TaskArgs {
 // --task, --template, --verbalizer (repeatable), --max-length.
 std::vector<Setting> TaskSettings(TaskArgs& args);
 
-struct Engine {
-  std::shared_ptr<const CausalLM> model;
-  std::unique_ptr<Tokenizer> tokenizer;
-};
+// A loaded model and its tokenizer (the worker's ModelCache holds the same).
+using Engine = LoadedModel;
 // LibTorch's CPU threads: `threads`, or all cores when 0.
 void SetTorchThreads(int64_t threads);
 
-// Sets LibTorch's thread count, then loads the model and its tokenizer.
+// What LoadModel / ModelCache need of `args` (everything but threads).
+ModelSpec ModelSpecOf(const ModelArgs& args);
+
+// Sets LibTorch's thread count, then loads the model and its tokenizer (LoadModel).
 Engine LoadEngine(const ModelArgs& args);
 
 // The TaskSpec for `args`; generation targets end with the model's eos.

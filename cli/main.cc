@@ -25,6 +25,13 @@ int main(int argc, char** argv) {
   promptsweep::cli::AddPlanCommand(app);
   promptsweep::cli::AddPretrainCommand(app);
   promptsweep::cli::AddPerplexityCommand(app);
+  promptsweep::cli::AddRunCommand(app);
+  promptsweep::cli::AddCoordinatorCommand(app);
+  promptsweep::cli::AddWorkerCommand(app);
+  promptsweep::cli::AddSubmitCommand(app);
+  promptsweep::cli::AddStatusCommand(app);
+  promptsweep::cli::AddCancelCommand(app);
+  promptsweep::cli::AddWaitCommand(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

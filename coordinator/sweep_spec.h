@@ -12,10 +12,9 @@
 #include <utility>
 #include <vector>
 
-namespace promptsweep {
+#include "common/job.h"  // SettingList
 
-// Ordered name -> value text, in job-file order.
-using SettingList = std::vector<std::pair<std::string, std::string>>;
+namespace promptsweep {
 
 // Everything one job runs with: the keys of a `promptsweep train --config` job
 // file, except `output`. Relative paths are already absolute.

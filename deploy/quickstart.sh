@@ -2,7 +2,8 @@
 # The README's first command: set up (packages, reference data, build), then
 # run the main job: prompt tuning on the shipped pretrained model
 # (models/pico-llama-2.6m) for spam vs ham mail, the 8 jobs of
-# configs/quickstart.yaml, with a table of dev/test accuracies at the end.
+# configs/quickstart.yaml run by `promptsweep run` (coordinator + 2 workers),
+# with a table of dev/test accuracies at the end.
 # Nothing is downloaded from a model hub.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -18,7 +19,9 @@ echo; echo "== main job: the shipped model"
 continuation=$("$bin" generate "$model" --text "The President said that" --max-new-tokens 20; echo x)
 printf 'generate: "The President said that" -> %q\n' "${continuation%x}"
 
-echo; echo "== main job: the sweep configs/quickstart.yaml (8 prompt-tuning jobs on data/spam)"
+echo; echo "== main job: the sweep configs/quickstart.yaml (8 prompt-tuning jobs on data/spam, 2 workers)"
 "$bin" plan "$root/configs/quickstart.yaml"
-PROMPTSWEEP="$bin" bash "$root/tools/sweep/run_local.sh" "$root/configs/quickstart.yaml" "$out"
-echo; echo "adapters (PEFT format), metrics.csv and result.json of each job in $out/jobs/<job id>/"
+# A coordinator and 2 worker processes on loopback; rerunning resumes.
+"$bin" run "$root/configs/quickstart.yaml" --workers 2 --threads 1 -o "$out"
+echo; echo "== mean ± std over seeds (tools/sweep/summarize.py)"
+/usr/bin/python3 "$root/tools/sweep/summarize.py" "$out"

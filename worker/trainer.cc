@@ -106,16 +106,6 @@ EvalMetric ResolveMetric(EvalMetric metric, const TaskData* dev, const TaskData&
 
 }  // namespace
 
-std::string FormatDuration(double seconds) {
-  if (!std::isfinite(seconds) || seconds < 0) return "?";
-  const int64_t total = static_cast<int64_t>(seconds + 0.5);
-  std::ostringstream out;
-  if (total >= 3600) out << total / 3600 << "h" << (total % 3600) / 60 << "m";
-  else if (total >= 60) out << total / 60 << "m" << total % 60 << "s";
-  else out << total << "s";
-  return out.str();
-}
-
 namespace {
 
 std::string Grouped(int64_t n) {  // 1234567 -> "1,234,567"

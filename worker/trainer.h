@@ -24,6 +24,7 @@
 #include <nlohmann/json_fwd.hpp>
 #include <torch/torch.h>
 
+#include "common/format.h"  // FormatDuration
 #include "common/task_data.h"
 #include "common/tokenizer.h"
 #include "worker/causal_lm.h"
@@ -152,8 +153,6 @@ struct TrainProgress {
   bool log_line = false;  // true every log_every steps and at evaluations
 };
 
-// "45s", "1m23s", "2h05m" ("?" when not finite or negative).
-std::string FormatDuration(double seconds);
 
 // "step 120/1000 | loss 0.4123 | lr 3.00e-01 | 1,234 tok/s | ETA 1m23s" (+ dev figures).
 std::string FormatProgressLine(const TrainProgress& progress, EvalMetric metric);

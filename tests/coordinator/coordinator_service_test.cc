@@ -1,56 +1,227 @@
-// A real gRPC round trip on 127.0.0.1 with an OS-chosen port.
-#include "coordinator/coordinator_service.h"
+// The coordinator over real gRPC on 127.0.0.1 (port 0), with a real SQLite
+// scheduler behind it: the typed client, the token, TLS, the worker loop with
+// the built-in sleep jobs, preemption and a stale report.
+#include "coordinator/coordinator_server.h"
 
+#include <atomic>
+#include <cstdlib>
 #include <memory>
+#include <thread>
 
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
 #include "common/version.h"
+#include "coordinator/coordinator_client.h"
+#include "promptsweep.grpc.pb.h"
+#include "test_utils.h"
+#include "worker/sweep_worker.h"
 
 namespace promptsweep {
 namespace {
 
+using test::ErrorOf;
+using test::HasText;
+using test::ScopedTempDir;
+
+// A sweep of `n` sleep jobs of `seconds` each.
+SweepSubmission SleepSweep(const std::string& name, int n, double seconds) {
+  SweepSubmission sweep;
+  sweep.name = name;
+  sweep.metric_name = "loss";
+  sweep.maximize = false;
+  sweep.parameters = {"index"};
+  for (int i = 0; i < n; ++i) {
+    SweepSubmission::Job job;
+    char id[17];
+    std::snprintf(id, sizeof(id), "%016x", i + 1);
+    job.id = id;
+    job.kind = std::string(kSleepJob);
+    job.swept = {{"index", std::to_string(i)}};
+    job.settings = {{"seconds", std::to_string(seconds)}, {"index", std::to_string(i)}};
+    sweep.jobs.push_back(std::move(job));
+  }
+  return sweep;
+}
+
 class CoordinatorServiceTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
-    builder.RegisterService(&service_);
-    server_ = builder.BuildAndStart();
-    ASSERT_NE(server_, nullptr);
-    ASSERT_GT(port_, 0);
-    auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(port_),
-                                       grpc::InsecureChannelCredentials());
-    stub_ = v1::Coordinator::NewStub(channel);
+  void Start(const std::string& token = "", const std::string& cert = "", const std::string& key = "",
+             double lease_timeout = 5.0) {
+    SchedulerOptions options;
+    options.state_dir = state_.File("state");
+    options.lease_timeout_seconds = lease_timeout;
+    scheduler_ = std::make_unique<Scheduler>(options);
+    ServerOptions server;
+    server.listen = "127.0.0.1:0";
+    server.token = token;
+    server.tls_cert = cert;
+    server.tls_key = key;
+    server_ = std::make_unique<CoordinatorServer>(*scheduler_, server);
   }
-  void TearDown() override { server_->Shutdown(); }
-
-  v1::ServerInfo Call(uint32_t client_version) {
-    grpc::ClientContext context;
-    v1::GetServerInfoRequest request;
-    request.set_client_protocol_version(client_version);
-    v1::ServerInfo reply;
-    const grpc::Status status = stub_->GetServerInfo(&context, request, &reply);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return reply;
+  ClientOptions Client(const std::string& token = "") const {
+    ClientOptions options;
+    options.address = "127.0.0.1:" + std::to_string(server_->port());
+    options.token = token;
+    options.reconnect_timeout_seconds = 2.0;
+    return options;
+  }
+  void TearDown() override {
+    if (server_) server_->Shutdown();
   }
 
-  CoordinatorService service_;
-  int port_ = 0;
-  std::unique_ptr<grpc::Server> server_;
-  std::unique_ptr<v1::Coordinator::Stub> stub_;
+  ScopedTempDir state_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<CoordinatorServer> server_;
 };
 
-TEST_F(CoordinatorServiceTest, ReportsVersionOverRealSocket) {
-  const v1::ServerInfo info = Call(kProtocolVersion);
-  EXPECT_EQ(info.version(), kVersion);
-  EXPECT_EQ(info.protocol_version(), kProtocolVersion);
-  EXPECT_TRUE(info.compatible());
+TEST_F(CoordinatorServiceTest, HandshakeReportsVersion) {
+  Start();
+  CoordinatorClient client(Client());
+  EXPECT_EQ(client.Handshake(), kVersion);
 }
 
 TEST_F(CoordinatorServiceTest, FlagsIncompatibleClient) {
-  EXPECT_FALSE(Call(kProtocolVersion + 1).compatible());
+  Start();
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()), grpc::InsecureChannelCredentials());
+  auto stub = v1::Coordinator::NewStub(channel);
+  grpc::ClientContext context;
+  v1::GetServerInfoRequest request;
+  request.set_client_protocol_version(kProtocolVersion + 1);
+  v1::ServerInfo reply;
+  ASSERT_TRUE(stub->GetServerInfo(&context, request, &reply).ok());
+  EXPECT_FALSE(reply.compatible());
+}
+
+TEST_F(CoordinatorServiceTest, CallsWithoutTheTokenAreRejected) {
+  Start("s3cret");
+  EXPECT_TRUE(HasText(ErrorOf([&] { CoordinatorClient(Client()).Handshake(); }), "needs a token"));
+  EXPECT_TRUE(HasText(ErrorOf([&] { CoordinatorClient(Client("wrong")).SweepNames(); }), "wrong token"));
+  // Every rpc, not only the handshake: a worker call without the token too.
+  EXPECT_TRUE(HasText(ErrorOf([&] { CoordinatorClient(Client()).RegisterWorker(WorkerInfo{}, {}); }), "token"));
+  CoordinatorClient good(Client("s3cret"));
+  EXPECT_EQ(good.Handshake(), kVersion);
+  EXPECT_TRUE(good.SweepNames().empty());
+}
+
+TEST_F(CoordinatorServiceTest, TlsWithACertificate) {
+  ScopedTempDir certs;
+  const std::string cert = certs.File("cert.pem");
+  const std::string key = certs.File("key.pem");
+  const std::string command = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
+                              "-addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout " +
+                              key + " -out " + cert + " >/dev/null 2>&1";
+  if (std::system(command.c_str()) != 0) GTEST_SKIP() << "openssl could not make a certificate";
+  Start("tok", cert, key);
+  ClientOptions tls = Client("tok");
+  tls.tls_ca = cert;
+  EXPECT_EQ(CoordinatorClient(tls).Handshake(), kVersion);
+  // A plaintext client cannot talk to a TLS coordinator.
+  EXPECT_FALSE(ErrorOf([&] { CoordinatorClient(Client("tok")).Handshake(); }).empty());
+}
+
+TEST_F(CoordinatorServiceTest, SubmitErrorsComeBackAsMessages) {
+  Start();
+  CoordinatorClient client(Client());
+  SweepSubmission sweep = SleepSweep("bad name!", 1, 0.0);
+  EXPECT_TRUE(HasText(ErrorOf([&] { client.Submit(sweep); }), "bad name!"));
+  EXPECT_TRUE(HasText(ErrorOf([&] { client.Status("nope", false); }), "nope"));
+}
+
+TEST_F(CoordinatorServiceTest, WorkersRunEverySleepJobOnce) {
+  Start();
+  CoordinatorClient client(Client());
+  const SubmitResult submitted = client.Submit(SleepSweep("sleepy", 12, 0.05));
+  EXPECT_EQ(submitted.added, 12);
+  std::atomic<bool> shutdown{false};
+  std::vector<std::thread> threads;
+  std::atomic<int64_t> jobs{0};
+  for (int w = 0; w < 3; ++w) {
+    threads.emplace_back([&] {
+      SweepWorkerOptions options;
+      options.client = Client();
+      options.lease_wait_ms = 200;
+      options.log = [](const std::string&) {};
+      SweepWorker worker(options, nullptr, nullptr);
+      jobs += worker.Run(shutdown).jobs;
+    });
+  }
+  for (int i = 0; i < 200 && !client.Status("sleepy", false).done; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  shutdown = true;
+  for (std::thread& t : threads) t.join();
+  const SweepStatus status = client.Status("sleepy", true);
+  EXPECT_TRUE(status.done);
+  EXPECT_EQ(status.succeeded, 12);
+  EXPECT_EQ(jobs.load(), 12);
+  for (const JobStatusRow& row : status.jobs) EXPECT_EQ(row.attempts, 1) << row.job_id;
+  // Resubmitting adds nothing and leases nothing.
+  EXPECT_EQ(client.Submit(SleepSweep("sleepy", 12, 0.05)).added, 0);
+  const std::string results = test::ReadFileBytes(status.output_dir + "/results.csv");
+  EXPECT_EQ(std::count(results.begin(), results.end(), '\n'), 13) << results;
+}
+
+TEST_F(CoordinatorServiceTest, PreemptedJobResumesOnTheNextWorker) {
+  Start();
+  CoordinatorClient client(Client());
+  client.Submit(SleepSweep("preempt", 1, 30.0));
+  std::atomic<bool> shutdown{false};
+  std::thread first([&] {
+    SweepWorkerOptions options;
+    options.client = Client();
+    options.lease_wait_ms = 200;
+    options.log = [](const std::string&) {};
+    SweepWorker worker(options, nullptr, nullptr);
+    const SweepWorkerSummary summary = worker.Run(shutdown);
+    EXPECT_EQ(summary.preempted, 1);
+  });
+  for (int i = 0; i < 100 && client.Status("preempt", false).leased + client.Status("preempt", false).running == 0;
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  shutdown = true;  // what SIGTERM does in the CLI
+  first.join();
+  SweepStatus status = client.Status("preempt", true);
+  ASSERT_EQ(status.pending, 1);
+  EXPECT_TRUE(status.jobs[0].has_checkpoint);
+  // The next lease carries the checkpoint and the next attempt number.
+  const RegisterReply worker = client.RegisterWorker(WorkerInfo{}, {});
+  const LeaseReply lease = client.LeaseJob(worker.worker_id, {}, 1000);
+  ASSERT_TRUE(lease.job.has_value());
+  EXPECT_EQ(lease.job->attempt, 2);
+  EXPECT_EQ(lease.job->checkpoint, "sleep");
+}
+
+TEST_F(CoordinatorServiceTest, LateResultOfAnExpiredLeaseIsRejected) {
+  Start("", "", "", /*lease_timeout=*/0.5);
+  CoordinatorClient client(Client());
+  client.Submit(SleepSweep("late", 1, 0.0));
+  const std::string dead = client.RegisterWorker(WorkerInfo{}, {}).worker_id;
+  const LeaseReply first = client.LeaseJob(dead, {}, 1000);
+  ASSERT_TRUE(first.job.has_value());
+  // No heartbeat: the lease runs out and the job goes to another worker.
+  const std::string alive = client.RegisterWorker(WorkerInfo{}, {}).worker_id;
+  const LeaseReply second = client.LeaseJob(alive, {}, 5000);
+  ASSERT_TRUE(second.job.has_value());
+  EXPECT_EQ(second.job->attempt, 2);
+  JobOutcome outcome;
+  outcome.state = JobState::kSucceeded;
+  const ReportAck late = client.ReportResult(dead, LeaseRef{"late", first.job->job_id, 1}, outcome);
+  EXPECT_FALSE(late.accepted);
+  EXPECT_TRUE(HasText(late.reason, "attempt"));
+  EXPECT_TRUE(client.ReportResult(alive, LeaseRef{"late", second.job->job_id, 2}, outcome).accepted);
+  const SweepStatus status = client.Status("late", true);
+  EXPECT_EQ(status.succeeded, 1);
+  const std::string results = test::ReadFileBytes(status.output_dir + "/results.csv");
+  EXPECT_EQ(std::count(results.begin(), results.end(), '\n'), 2) << results;
+}
+
+TEST_F(CoordinatorServiceTest, UnreachableCoordinatorIsAClearError) {
+  ClientOptions options;
+  options.address = "127.0.0.1:1";  // nothing listens on port 1
+  options.reconnect_timeout_seconds = 0.3;
+  EXPECT_TRUE(HasText(ErrorOf([&] { CoordinatorClient(options).Handshake(); }), "cannot reach the coordinator"));
 }
 
 }  // namespace

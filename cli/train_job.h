@@ -1,0 +1,102 @@
+// One prompt-tuning job as `promptsweep train` runs it, for the CLI and for
+// workers (TrainJobExecutor) alike: its settings (the flags and job-file keys
+// of `train`), and TrainJob, which trains on an already loaded model and
+// writes the output directory (PEFT adapter, metrics.csv, result.json).
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/engine_options.h"
+#include "common/task_data.h"
+#include "common/tokenizer.h"
+#include "worker/causal_lm.h"
+#include "worker/collective.h"
+#include "worker/trainer.h"
+
+namespace promptsweep::cli {
+
+struct TrainJobArgs {
+  ModelArgs model;
+  TaskArgs task;
+  TrainerConfig trainer;
+  std::string train_path;
+  std::string dev_path;   // optional
+  std::string test_path;  // optional
+  std::string output;
+  std::string resume_from;  // a checkpoint written by an earlier run of this job
+  int64_t checkpoint_every = 0;
+};
+
+// Every setting of a train job, the keys a `train --config` job file accepts:
+// model, task, job (train, dev, test, output, resume_from, checkpoint_every)
+// and hyperparameter settings, in that order (the order of `train --help`).
+std::vector<Setting> TrainJobSettings(TrainJobArgs& args);
+
+// Error when the settings cannot make a job: no train data, no output, an
+// invalid trainer configuration. Cheap, so callers check before loading a model.
+void ValidateTrainJob(const TrainJobArgs& args);
+
+// The tokenized data of a job; dev and test are null when not given.
+struct TrainJobData {
+  std::shared_ptr<const TaskData> train;
+  std::shared_ptr<const TaskData> dev;
+  std::shared_ptr<const TaskData> test;
+};
+// Reads one data file of the job (e.g. through a TaskDataCache).
+using TaskDataLoader = std::function<std::shared_ptr<const TaskData>(const std::string& path)>;
+// The job's train file, and its dev and test files when given, through `load`.
+TrainJobData LoadTrainJobData(const TrainJobArgs& args, const TaskDataLoader& load);
+
+struct TrainJobHooks {
+  // Checked between optimizer steps; set: the run ends as cancelled.
+  const std::atomic<bool>* stop = nullptr;
+  // After every optimizer step (TrainProgress::log_line marks the loggable ones).
+  std::function<void(const TrainProgress&)> progress;
+};
+
+struct TrainJobResult {
+  TrainResult result;
+  nlohmann::json json;          // what result.json holds
+  std::string checkpoint_path;  // cancelled: the trainer state to resume from (output/checkpoint.safetensors)
+};
+
+// One train job on a loaded frozen model. The constructor prepares
+// everything that can fail on the job's own input (task spec, data, resume
+// state, output directory), so Run only trains and writes.
+// Thread safety: none; one thread drives one job (the model may be shared).
+class TrainJob {
+ public:
+  // `data`: already tokenized data for args.task (e.g. cached); when absent
+  // the job's files are read and tokenized here. Error for bad settings or
+  // data, a checkpoint of another job, or an output directory that cannot be made.
+  TrainJob(TrainJobArgs args, std::shared_ptr<const CausalLM> model, const Tokenizer& tokenizer,
+           std::optional<TrainJobData> data = std::nullopt);
+  ~TrainJob();
+  TrainJob(const TrainJob&) = delete;
+  TrainJob& operator=(const TrainJob&) = delete;
+
+  // Trains until done, diverged, failed or stopped, then writes into the
+  // output directory: the PEFT adapter of the best prompt (succeeded only),
+  // metrics.csv and result.json, and checkpoint.safetensors when cancelled.
+  TrainJobResult Run(const TrainJobHooks& hooks);
+
+  // The dev metric in use (progress lines, JobProgress).
+  EvalMetric metric() const { return trainer_->metric(); }
+  const TrainJobArgs& args() const { return args_; }
+
+ private:
+  const TrainJobArgs args_;
+  std::shared_ptr<const CausalLM> model_;
+  TrainJobData data_;             // outlives trainer_, which points into it
+  LocalCollective collective_;    // likewise
+  std::unique_ptr<PromptTrainer> trainer_;
+};
+
+}  // namespace promptsweep::cli
