@@ -14,6 +14,7 @@
 #include "cli/commands.h"
 #include "cli/sweep_schema.h"
 #include "common/error.h"
+#include "common/format.h"
 #include "common/file_util.h"
 #include "coordinator/sweep_spec.h"
 
@@ -32,28 +33,14 @@ void PrintTable(const Sweep& sweep) {
   std::vector<std::string> header = {"job"};
   for (const SweepParameter& p : sweep.parameters) header.push_back(p.name);
   header.push_back("seed");
-  std::vector<std::vector<std::string>> rows;
+  std::vector<std::vector<std::string>> rows = {header};
   for (const SweepJob& job : sweep.jobs) {
     std::vector<std::string> row = {job.id};
     for (const auto& [name, value] : job.swept) row.push_back(value);
     row.push_back(std::to_string(job.seed));
     rows.push_back(std::move(row));
   }
-  std::vector<std::size_t> width(header.size());
-  for (std::size_t c = 0; c < header.size(); ++c) {
-    width[c] = header[c].size();
-    for (const auto& row : rows) width[c] = std::max(width[c], row[c].size());
-  }
-  auto print = [&](const std::vector<std::string>& row) {
-    std::string line;
-    for (std::size_t c = 0; c < row.size(); ++c) {
-      line += row[c];
-      if (c + 1 < row.size()) line += std::string(width[c] - row[c].size() + 2, ' ');
-    }
-    std::cout << line << "\n";
-  };
-  print(header);
-  for (const auto& row : rows) print(row);
+  std::cout << FormatTable(rows);
 }
 
 nlohmann::ordered_json PlanJson(const Sweep& sweep) {

@@ -111,7 +111,7 @@ void PrintStatusTable(const SweepStatus& s, std::ostream& out) {
   for (const std::string& p : s.parameters) header.push_back(p);
   header.push_back("seed");
   header.push_back("worker / message");
-  std::vector<std::vector<std::string>> rows;
+  std::vector<std::vector<std::string>> rows = {header};
   for (const JobStatusRow& job : s.jobs) {
     std::vector<std::string> row = {job.job_id,
                                     std::string(JobStateName(job.state)),
@@ -128,21 +128,7 @@ void PrintStatusTable(const SweepStatus& s, std::ostream& out) {
     row.push_back(tail);
     rows.push_back(std::move(row));
   }
-  std::vector<std::size_t> width(header.size());
-  for (std::size_t c = 0; c < header.size(); ++c) {
-    width[c] = header[c].size();
-    for (const auto& row : rows) width[c] = std::max(width[c], row[c].size());
-  }
-  auto print = [&](const std::vector<std::string>& row) {
-    std::string line;
-    for (std::size_t c = 0; c < row.size(); ++c) {
-      line += row[c];
-      if (c + 1 < row.size()) line += std::string(width[c] - row[c].size() + 2, ' ');
-    }
-    out << line << "\n";
-  };
-  print(header);
-  for (const auto& row : rows) print(row);
+  out << FormatTable(rows);
   out << ProgressLine(s) << "\n";
 }
 

@@ -1,5 +1,6 @@
 #include "common/format.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <sstream>
@@ -14,6 +15,23 @@ std::string FormatDuration(double seconds) {
   else if (total >= 60) out << total / 60 << "m" << total % 60 << "s";
   else out << total << "s";
   return out.str();
+}
+
+std::string FormatTable(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> width;
+  for (const auto& row : rows) {
+    if (width.size() < row.size()) width.resize(row.size(), 0);
+    for (std::size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
+  }
+  std::string text;
+  for (const auto& row : rows) {
+    for (std::size_t c = 0; c < row.size(); ++c) {
+      text += row[c];
+      if (c + 1 < row.size()) text += std::string(width[c] - row[c].size() + 2, ' ');
+    }
+    text += "\n";
+  }
+  return text;
 }
 
 }  // namespace promptsweep
