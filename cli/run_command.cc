@@ -200,19 +200,24 @@ void Run(const RunArgs& args) {
     const bool tty = isatty(STDERR_FILENO) != 0;
     int64_t restarts = 0;
     auto last_print = Clock::now() - std::chrono::hours(1);
-    std::string last_line;
+    std::string last_counts;
     while (true) {
       status = scheduler.Status(sweep.name, /*with_jobs=*/false);
       const std::string line = ProgressLine(status);
       if (!args.quiet) {
         if (tty) {
           std::cerr << "\r\033[K" << line << std::flush;
-        } else if (line != last_line && Clock::now() - last_print >= std::chrono::seconds(10)) {
+        } else if (const std::string counts =
+                       StrCat(status.succeeded + status.failed + status.diverged + status.cancelled, "/",
+                              status.running + status.leased);
+                   (counts != last_counts && Clock::now() - last_print >= std::chrono::seconds(2)) ||
+                   Clock::now() - last_print >= std::chrono::seconds(60)) {
+          // A log file gets a line when jobs finish or start, else once a minute.
+          last_counts = counts;
           std::cerr << line << std::endl;
           last_print = Clock::now();
         }
       }
-      last_line = line;
       if (status.done) break;
       if (shutdown.load()) {
         interrupted = true;

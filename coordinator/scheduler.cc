@@ -1219,6 +1219,8 @@ SweepStatus Scheduler::Impl::Status(const std::string& sweep_name, bool with_job
   status.total = static_cast<int64_t>(sweep.jobs.size());
   if (with_jobs) status.jobs.reserve(sweep.jobs.size());
   double wall_sum = 0.0;
+  double active_left = 0.0;     // seconds the running jobs still need (their estimates)
+  int64_t active_unknown = 0;   // running jobs without an estimate yet
   int64_t wall_count = 0;
   for (const auto& job : sweep.jobs) {
     const JobDurable& d = job->durable;
@@ -1234,6 +1236,14 @@ SweepStatus Scheduler::Impl::Status(const std::string& sweep_name, bool with_job
     if (IsFinished(d.state) && d.has_outcome && d.wall_seconds > 0) {
       wall_sum += d.wall_seconds;
       ++wall_count;
+    }
+    // Running jobs count with their worker's own estimate of what is left.
+    if (IsActive(d.state)) {
+      if (job->progress && job->progress->step > 0) {
+        active_left += job->progress->eta_seconds;
+      } else {
+        ++active_unknown;
+      }
     }
     if (d.state == JobState::kSucceeded && d.best_dev) {
       const bool better = !status.best_dev ||
@@ -1274,8 +1284,11 @@ SweepStatus Scheduler::Impl::Status(const std::string& sweep_name, bool with_job
   for (const auto& [id, worker] : workers_) {
     if (now - worker.last_seen <= options_.lease_timeout_seconds) ++status.live_workers;
   }
+  // Work left = pending jobs at the mean wall time of finished ones, plus what
+  // running jobs report they still need, shared by the live workers.
   if (wall_count > 0) {
-    status.eta_seconds = static_cast<double>(remaining) * (wall_sum / static_cast<double>(wall_count)) /
+    const double mean = wall_sum / static_cast<double>(wall_count);
+    status.eta_seconds = (static_cast<double>(status.pending + active_unknown) * mean + active_left) /
                          static_cast<double>(std::max<int64_t>(1, status.live_workers));
   }
   return status;
