@@ -11,6 +11,10 @@
 //       S optimizer steps of PromptTrainer (AdamW) on that batch; prints one JSON
 //       line: tokens/s (real tokens B x L per step, first step excluded as
 //       warm-up), seconds per step, peak RSS, the loss of every step.
+//   mpirun -np R engine_bench step --mpi ...
+//       the same steps as one data-parallel group of R ranks (MpiCollective):
+//       each rank computes its shard of the batch; rank 0 prints the line with
+//       the seconds per step spent in the all-reduces (bench/run_mpi_bench.sh).
 //   engine_bench mm --threads T --dtype D --n N
 //       FLOP/s of a large torch::mm (2 N^3 per product) on the same threads.
 //
@@ -41,6 +45,7 @@
 #include "common/tokenizer.h"
 #include "worker/causal_lm.h"
 #include "worker/collective.h"
+#include "worker/mpi_context.h"
 #include "worker/soft_prompt.h"
 #include "worker/tensor_io.h"
 #include "worker/trainer.h"
@@ -102,7 +107,28 @@ void Prepare(const PrepareArgs& args) {
   std::cout << info.dump() << "\n";
 }
 
+// Times the collective operations of the wrapped one.
+class TimedCollective final : public Collective {
+ public:
+  explicit TimedCollective(Collective& inner) : inner_(inner) {}
+  int rank() const override { return inner_.rank(); }
+  int size() const override { return inner_.size(); }
+  void AllReduceSum(torch::Tensor& tensor) override {
+    const Clock::time_point start = Clock::now();
+    inner_.AllReduceSum(tensor);
+    seconds_ += std::chrono::duration<double>(Clock::now() - start).count();
+  }
+  void Broadcast(torch::Tensor& tensor, int root) override { inner_.Broadcast(tensor, root); }
+  double seconds() const { return seconds_; }
+  void Reset() { seconds_ = 0.0; }
+
+ private:
+  Collective& inner_;
+  double seconds_ = 0.0;
+};
+
 struct StepArgs {
+  bool mpi = false;
   std::string model;
   std::string tokenizer;
   int threads = 1;
@@ -143,17 +169,23 @@ void Step(const StepArgs& args) {
   config.max_steps = args.steps;
   config.eval_every = 0;
   config.log_every = 1;
-  LocalCollective collective;
+  LocalCollective local;
+  std::unique_ptr<MpiContext> mpi;
+  if (args.mpi) mpi = std::make_unique<MpiContext>();
+  TimedCollective collective(mpi ? static_cast<Collective&>(mpi->collective()) : local);
   PromptTrainer trainer(model, *tokenizer, config, TrainerData{&train, nullptr, nullptr}, collective);
   trainer.SetInitialPrompt(prompt_file.at("prompt"));  // the baseline starts from the same one
 
   std::vector<double> losses;
   std::vector<double> step_seconds;
+  std::vector<double> allreduce_seconds;
   Clock::time_point last = Clock::now();
   RunHooks hooks;
   hooks.progress = [&](const TrainProgress& progress) {
     const Clock::time_point now = Clock::now();
     step_seconds.push_back(std::chrono::duration<double>(now - last).count());
+    allreduce_seconds.push_back(collective.seconds());
+    collective.Reset();
     last = now;
     losses.push_back(progress.train_loss);
   };
@@ -161,15 +193,21 @@ void Step(const StepArgs& args) {
   if (result.status != TrainStatus::kSucceeded) throw Error(StrCat("benchmark run ", TrainStatusName(result.status), ": ", result.message));
 
   double measured = 0;
-  for (std::size_t i = 1; i < step_seconds.size(); ++i) measured += step_seconds[i];
+  double allreduce = 0;
+  for (std::size_t i = 1; i < step_seconds.size(); ++i) {
+    measured += step_seconds[i];
+    allreduce += allreduce_seconds[i];
+  }
   const double per_step = step_seconds.size() > 1 ? measured / static_cast<double>(step_seconds.size() - 1) : step_seconds.at(0);
   const double tokens = static_cast<double>(input_ids.size(0) * (input_ids.size(1) + 1));
   const nlohmann::json line = {{"impl", "promptsweep"},  {"threads", args.threads},
                                {"dtype", args.dtype},     {"seconds_per_step", per_step},
                                {"tokens_per_second", tokens / per_step}, {"peak_rss_mb", PeakRssMb()},
                                {"peak_rss_after_load_mb", rss_after_load},
+                               {"ranks", collective.size()},
+                               {"allreduce_share", measured > 0 ? allreduce / measured : 0.0},
                                {"losses", losses}};
-  std::cout << line.dump() << std::endl;
+  if (collective.rank() == 0) std::cout << line.dump() << std::endl;
 }
 
 struct MmArgs {
@@ -221,6 +259,7 @@ int main(int argc, char** argv) {
   step_cmd->add_option("--threads", step.threads, "LibTorch threads");
   step_cmd->add_option("--dtype", step.dtype, "float32 or bfloat16");
   step_cmd->add_option("--steps", step.steps, "optimizer steps (the first is warm-up)");
+  step_cmd->add_flag("--mpi", step.mpi, "train as one MPI group (run under mpirun -np R); rank 0 prints");
   step_cmd->callback([&] { Step(step); });
   MmArgs mm;
   CLI::App* mm_cmd = app.add_subcommand("mm", "FLOP/s of a large torch::mm");

@@ -1,6 +1,7 @@
 // The orchestration subcommands that talk to (or are) a coordinator:
 // `coordinator`, `worker`, `submit`, `status`, `cancel`, `wait`. `run`
 // (all of it in one command) is in run_command.cc.
+#include <sched.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -14,11 +15,14 @@
 #include "cli/commands.h"
 #include "cli/sweep_client.h"
 #include "cli/train_executor.h"
+#include "cli/worker_group.h"
 #include "common/error.h"
 #include "common/file_util.h"
 #include "common/version.h"
 #include "coordinator/coordinator_server.h"
+#include "worker/mpi_context.h"
 #include "worker/sweep_worker.h"
+#include "worker/trainer.h"
 
 namespace promptsweep::cli {
 namespace {
@@ -88,18 +92,52 @@ struct WorkerArgs {
   std::string work_dir;
   int64_t max_jobs = 0;
   double idle_exit = 0.0;
+  int64_t verify_every = TrainerConfig{}.verify_every;
 };
+
+// LibTorch threads of each rank of a group: --threads, else 1 (one rank per
+// core, what mpirun's default binding expects). Warns when the rank is bound
+// to fewer cores than it runs threads.
+int64_t ThreadsPerRank(const MpiContext& mpi, int64_t threads) {
+  if (threads <= 0) threads = 1;
+  cpu_set_t cores;
+  CPU_ZERO(&cores);
+  if (sched_getaffinity(0, sizeof(cores), &cores) == 0 && CPU_COUNT(&cores) < threads) {
+    std::cerr << "promptsweep worker rank " << mpi.rank() << ": warning: " << threads << " threads on the "
+              << CPU_COUNT(&cores) << " core(s) this rank is bound to; start mpirun with --bind-to none (or "
+              << "--map-by slot:PE=" << threads << ", srun with --cpus-per-task=" << threads << ")" << std::endl;
+  }
+  return threads;
+}
 
 void RunWorker(WorkerArgs& args) {
   const std::atomic<bool>& shutdown = InstallShutdownSignals();
+  if (args.verify_every < 0) throw Error("--verify-every must be >= 0");
+  // Started by mpirun/srun with several ranks: this process is one rank of a
+  // worker group (cli/worker_group.h). A plain worker never starts MPI.
+  std::unique_ptr<MpiContext> mpi;
+  if (MpiContext::LaunchedUnderMpi()) mpi = std::make_unique<MpiContext>();
+  const bool group = mpi != nullptr && mpi->size() > 1;
+  if (group) args.threads = ThreadsPerRank(*mpi, args.threads);
+
   TrainJobExecutor::Options executor_options;
   executor_options.memory_budget_bytes = args.memory_budget_gb > 0
                                              ? static_cast<int64_t>(args.memory_budget_gb * (1 << 30))
-                                             : DefaultModelMemoryBudget();
-  executor_options.work_dir =
-      args.work_dir.empty() ? (fs::temp_directory_path() / StrCat("promptsweep-worker-", getpid())).string()
-                            : args.work_dir;
+                                             : DefaultModelMemoryBudget() / (group ? mpi->local_size() : 1);
+  const fs::path scratch = args.work_dir.empty() ? fs::temp_directory_path() / StrCat("promptsweep-worker-", getpid())
+                                                 : fs::path(args.work_dir);
+  // Ranks may share a node and a --work-dir: each has its own corner of it.
+  executor_options.work_dir = (group ? scratch / StrCat("rank-", mpi->rank()) : scratch).string();
+  executor_options.collective = group ? &mpi->collective() : nullptr;
+  executor_options.verify_every = args.verify_every;
   TrainJobExecutor executor(executor_options);
+  // The job's own device applies unless the worker was given one.
+  JobExecutor run_job = [&](const JobSpec& job, const JobContext& context) {
+    JobContext local = context;
+    if (args.device.empty()) local.device.clear();
+    return executor.Run(job, local);
+  };
+  auto loaded_models = [&] { return executor.LoadedModels(); };
 
   SweepWorkerOptions options;
   options.client = args.coordinator.Options();
@@ -110,17 +148,21 @@ void RunWorker(WorkerArgs& args) {
   options.info.pid = getpid();
   options.max_jobs = args.max_jobs;
   options.idle_exit_seconds = args.idle_exit;
-  // The job's own device applies unless the worker was given one.
-  SweepWorker worker(
-      options, [&](const JobSpec& job, const JobContext& context) {
-        JobContext local = context;
-        if (args.device.empty()) local.device.clear();
-        return executor.Run(job, local);
-      },
-      [&] { return executor.LoadedModels(); });
-  worker.Run(shutdown);
+  if (!group) {
+    SweepWorker worker(options, run_job, loaded_models);
+    worker.Run(shutdown);
+  } else if (mpi->rank() == 0) {
+    std::cerr << "promptsweep worker: a group of " << mpi->size() << " MPI ranks, " << args.threads
+              << " LibTorch thread(s) per rank" << std::endl;
+    WorkerGroup(*mpi, run_job).RunLeader(options, loaded_models, shutdown);
+  } else {
+    JobContext context;  // no stop flag: rank 0's stop reaches this rank through the trainer
+    context.device = options.info.device;
+    context.threads = args.threads;
+    WorkerGroup(*mpi, run_job).RunFollower(context);
+  }
   std::error_code ec;
-  if (args.work_dir.empty()) fs::remove_all(executor_options.work_dir, ec);
+  if (args.work_dir.empty()) fs::remove_all(scratch, ec);
 }
 
 // ---- submit / status / cancel / wait -------------------------------------
@@ -259,17 +301,29 @@ void AddWorkerCommand(CLI::App& app) {
       "Run a worker: leases jobs from the coordinator one after another and trains them, keeping frozen models "
       "loaded between jobs (up to --memory-budget-gb). SIGTERM, SIGUSR2 or Ctrl-C preempt it: the running job's "
       "checkpoint goes to the coordinator and the job resumes on the next worker. Reconnects with backoff while "
-      "the coordinator is away.");
+      "the coordinator is away.\n\n"
+      "Under mpirun -np R (or srun -n R with an MPI plugin) the R processes are one worker (a group of R ranks): "
+      "rank 0 talks to the coordinator and every rank trains each job on its share of every batch, with the same "
+      "result as one process (up to float summation order). --threads applies per rank (default 1 in a group): "
+      "run mpirun with --bind-to none, or bind each rank to as many cores as it runs threads "
+      "(--map-by slot:PE=T). Preempt a group with SIGUSR2 to mpirun (it forwards SIGUSR1/2; on SIGTERM it kills "
+      "the ranks after a few seconds). A rank that dies ends the whole group (mpirun kills the others); the "
+      "coordinator re-queues its job when the lease expires, as for any lost worker.");
   args->coordinator.Add(cmd);
   cmd->add_option("--device", args->device, "cpu, cuda or cuda:N for every job (default: the job's own device)");
-  cmd->add_option("--threads", args->threads, "LibTorch CPU threads (default: the job's, else all cores)");
+  cmd->add_option("--threads", args->threads,
+                  "LibTorch CPU threads (default: the job's, else all cores; in an MPI group: per rank, default 1)");
   cmd->add_option("--memory-budget-gb", args->memory_budget_gb,
-                  "memory for loaded models; least recently used ones are evicted beyond it (default 75% of RAM or of the cgroup limit)");
+                  "memory for loaded models; least recently used ones are evicted beyond it (default 75% of RAM or "
+                  "of the cgroup limit, shared by the ranks of an MPI group on one node)");
   cmd->add_option("--work-dir", args->work_dir, "scratch directory for job outputs (default: a temporary one)")
       ->type_name("DIR");
   cmd->add_option("--max-jobs", args->max_jobs, "exit after this many jobs (default: no limit)");
   cmd->add_option("--idle-exit", args->idle_exit,
                   "exit after this many seconds without a job (default: never; handy in SLURM job arrays)");
+  cmd->add_option("--verify-every", args->verify_every,
+                  "MPI groups: the ranks check that their prompts are identical every this many steps and fail the "
+                  "job if not (default 50; 0: never)");
   cmd->callback([args] { RunWorker(*args); });
 }
 

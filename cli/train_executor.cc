@@ -144,6 +144,7 @@ JobOutcome TrainJobExecutor::RunJob(const JobSpec& job, const JobContext& contex
   if (!context.device.empty()) args.model.device = context.device;
   if (context.threads > 0) args.model.threads = context.threads;
   args.output = dir;  // the worker's directory, whatever the settings say
+  args.trainer.verify_every = options_.verify_every;
   ValidateTrainJob(args);
   SetTorchThreads(args.model.threads);
 
@@ -162,7 +163,7 @@ JobOutcome TrainJobExecutor::RunJob(const JobSpec& job, const JobContext& contex
     WriteFileAtomically(args.resume_from, job.checkpoint);
   }
 
-  TrainJob train(args, model->model, *model->tokenizer, std::move(data));
+  TrainJob train(args, model->model, *model->tokenizer, std::move(data), options_.collective);
   TrainJobHooks hooks;
   hooks.stop = context.stop;
   if (context.progress) {

@@ -10,13 +10,16 @@
 #include <vector>
 
 #include "common/job.h"
+#include "worker/collective.h"
 #include "worker/model_cache.h"
+#include "worker/trainer.h"
 
 namespace promptsweep::cli {
 
 // Thread safety: Run may be called from several threads at once (the caches
-// are thread-safe, each job has its own directory). LibTorch's CPU thread
-// count is per process, so concurrent jobs share the last `threads` set.
+// are thread-safe, each job has its own directory) unless Options::collective
+// is set. LibTorch's CPU thread count is per process, so concurrent jobs
+// share the last `threads` set.
 class TrainJobExecutor {
  public:
   struct Options {
@@ -27,6 +30,14 @@ class TrainJobExecutor {
     // when the run ends (the outcome carries the files). Empty: the system's
     // temporary directory / "promptsweep-jobs".
     std::string work_dir;
+    // The ranks every job trains on (an MPI worker group; not owned, outlives
+    // the executor). Null: each job alone. With a group, every rank runs the
+    // same jobs in the same order, each with its own work_dir, and only rank
+    // 0's outcome carries the result files and the preemption checkpoint.
+    Collective* collective = nullptr;
+    // Groups: the ranks compare prompt checksums every this many steps
+    // (TrainerConfig::verify_every; 0: never).
+    int64_t verify_every = TrainerConfig{}.verify_every;
   };
 
   // Counters of the caches (tests, worker statistics).

@@ -128,8 +128,8 @@ TrainJobData LoadTrainJobData(const TrainJobArgs& args, const TaskDataLoader& lo
 }
 
 TrainJob::TrainJob(TrainJobArgs args, std::shared_ptr<const CausalLM> model, const Tokenizer& tokenizer,
-                   std::optional<TrainJobData> data)
-    : args_(std::move(args)), model_(std::move(model)) {
+                   std::optional<TrainJobData> data, Collective* collective)
+    : args_(std::move(args)), model_(std::move(model)), collective_(collective != nullptr ? *collective : alone_) {
   if (data) {
     data_ = std::move(*data);
   } else {
@@ -163,12 +163,13 @@ TrainJobResult TrainJob::Run(const TrainJobHooks& hooks) {
   TrainJobResult run;
   run.result = trainer_->Run(run_hooks);
   const TrainResult& result = run.result;
+  run.json = ResultJson(args_, trainer_->config(), result);
+  if (collective_.rank() != 0) return run;  // the ranks hold the same prompt: rank 0 writes it
   if (result.status == TrainStatus::kCancelled) {
     trainer_->SaveState(checkpoint);
     run.checkpoint_path = checkpoint;
   }
   if (result.status == TrainStatus::kSucceeded) SaveAdapter(args_, model_->config(), result.best_prompt);
-  run.json = ResultJson(args_, trainer_->config(), result);
   WriteFileAtomically((output / "metrics.csv").string(), MetricsCsv(result.history));
   WriteFileAtomically((output / "result.json").string(), run.json.dump(2) + "\n");
   return run;

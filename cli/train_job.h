@@ -74,17 +74,21 @@ struct TrainJobResult {
 class TrainJob {
  public:
   // `data`: already tokenized data for args.task (e.g. cached); when absent
-  // the job's files are read and tokenized here. Error for bad settings or
-  // data, a checkpoint of another job, or an output directory that cannot be made.
+  // the job's files are read and tokenized here. `collective`: the ranks the
+  // job trains on (not owned; null: alone); every rank constructs and runs
+  // the same job, and only rank 0 writes the output files. Error for bad
+  // settings or data, a checkpoint of another job, or an output directory
+  // that cannot be made.
   TrainJob(TrainJobArgs args, std::shared_ptr<const CausalLM> model, const Tokenizer& tokenizer,
-           std::optional<TrainJobData> data = std::nullopt);
+           std::optional<TrainJobData> data = std::nullopt, Collective* collective = nullptr);
   ~TrainJob();
   TrainJob(const TrainJob&) = delete;
   TrainJob& operator=(const TrainJob&) = delete;
 
   // Trains until done, diverged, failed or stopped, then writes into the
-  // output directory: the PEFT adapter of the best prompt (succeeded only),
-  // metrics.csv and result.json, and checkpoint.safetensors when cancelled.
+  // output directory (rank 0 only): the PEFT adapter of the best prompt
+  // (succeeded only), metrics.csv and result.json, and
+  // checkpoint.safetensors when cancelled.
   TrainJobResult Run(const TrainJobHooks& hooks);
 
   // The dev metric in use (progress lines, JobProgress).
@@ -95,7 +99,8 @@ class TrainJob {
   const TrainJobArgs args_;
   std::shared_ptr<const CausalLM> model_;
   TrainJobData data_;             // outlives trainer_, which points into it
-  LocalCollective collective_;    // likewise
+  LocalCollective alone_;         // likewise
+  Collective& collective_;        // alone_ or the caller's group
   std::unique_ptr<PromptTrainer> trainer_;
 };
 

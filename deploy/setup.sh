@@ -44,6 +44,8 @@ if [ -z "${SKIP_APT:-}" ]; then
   if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     $sudo apt-get install -y -qq --no-install-recommends nodejs npm
   fi
+  # A real single-node SLURM for the deploy/slurm tests (installed, not started).
+  $sudo bash "$root/deploy/slurm/local_cluster.sh" install
 fi
 
 # Debian's LibTorch does fp32 GEMM through libblas.so.3; the reference BLAS is

@@ -70,8 +70,8 @@ void SweepWorker::Register() {
   const RegisterReply reply = client_.RegisterWorker(options_.info, loaded_models_ ? loaded_models_() : std::vector<std::string>{});
   worker_id_ = reply.worker_id;
   heartbeat_interval_ms_ = reply.heartbeat_interval_ms;
-  Log(StrCat("worker ", worker_id_, ": registered with ", client_.address(), " (heartbeat every ",
-             heartbeat_interval_ms_, " ms)"));
+  Log(StrCat("worker ", worker_id_, ": registered with ", client_.address(), " (", options_.info.ranks,
+             options_.info.ranks == 1 ? " rank" : " ranks", ", heartbeat every ", heartbeat_interval_ms_, " ms)"));
 }
 
 SweepWorkerSummary SweepWorker::Run(const std::atomic<bool>& shutdown) {

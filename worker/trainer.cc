@@ -368,6 +368,7 @@ void ValidateTrainerConfig(const TrainerConfig& c) {
   require(c.early_stopping_patience >= 0,
           StrCat("early_stopping_patience must be >= 0, got ", c.early_stopping_patience));
   require(c.log_every >= 1, StrCat("log_every must be >= 1, got ", c.log_every));
+  require(c.verify_every >= 0, StrCat("verify_every must be >= 0, got ", c.verify_every));
 }
 
 // --- Scoring and evaluation. ---
@@ -599,6 +600,39 @@ EvalResult PromptTrainer::Evaluate(const TaskData& data, const torch::Tensor& pr
   return EvaluatePrompt(*model_, tokenizer_, prompt.detach(), data, options, collective_);
 }
 
+bool PromptTrainer::StopRequested(const std::atomic<bool>* stop) {
+  const bool local = stop != nullptr && stop->load();
+  if (collective_.size() == 1) return local;
+  // Only rank 0 hears of preemption and lost leases; the group stops together.
+  torch::Tensor requests = torch::tensor({static_cast<int64_t>(local)}, torch::kInt64);
+  collective_.AllReduceSum(requests);
+  return requests.item<int64_t>() > 0;
+}
+
+std::optional<std::string> PromptTrainer::PromptMismatch() {
+  // FNV-1a (64 bit) of the prompt's float32 bytes: ranks in step hold the same bits.
+  const torch::Tensor values = prompt_.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+  const auto* bytes = static_cast<const unsigned char*>(values.data_ptr());
+  uint64_t hash = 0xcbf29ce484222325ull;
+  for (int64_t i = 0; i < values.numel() * static_cast<int64_t>(sizeof(float)); ++i) {
+    hash = (hash ^ bytes[i]) * 0x100000001b3ull;
+  }
+  // Each rank fills its own slot; the sum hands every rank every checksum.
+  torch::Tensor checksums = torch::zeros({collective_.size()}, torch::kInt64);
+  checksums.data_ptr<int64_t>()[collective_.rank()] = static_cast<int64_t>(hash);
+  collective_.AllReduceSum(checksums);
+  const auto sums = checksums.accessor<int64_t, 1>();
+  for (int rank = 1; rank < collective_.size(); ++rank) {
+    if (sums[rank] == sums[0]) continue;
+    char numbers[80];
+    std::snprintf(numbers, sizeof(numbers), "checksum %016llx, rank 0 has %016llx",
+                  static_cast<unsigned long long>(sums[rank]), static_cast<unsigned long long>(sums[0]));
+    return StrCat("rank ", rank, "'s prompt differs from rank 0's at step ", step_, " (", numbers,
+                  "): the ranks are out of step; the job fails and may be retried");
+  }
+  return std::nullopt;
+}
+
 bool PromptTrainer::Improves(double value) const {
   if (!best_metric_) return true;
   return metric_ == EvalMetric::kLoss ? value < *best_metric_ : value > *best_metric_;
@@ -620,7 +654,7 @@ TrainResult PromptTrainer::Run(const RunHooks& hooks) {
 
   try {
     while (!early_stopped_ && step_ < config_.max_steps) {
-      if (hooks.stop != nullptr && hooks.stop->load()) {
+      if (StopRequested(hooks.stop)) {
         result.status = TrainStatus::kCancelled;
         result.message = StrCat("stopped at step ", step_, " of ", config_.max_steps);
         break;
@@ -635,6 +669,13 @@ TrainResult PromptTrainer::Run(const RunHooks& hooks) {
         result.message = why;
         record("train", "loss", loss);
         break;
+      }
+      if (collective_.size() > 1 && config_.verify_every > 0 && step_ % config_.verify_every == 0) {
+        if (std::optional<std::string> why = PromptMismatch()) {
+          result.status = TrainStatus::kFailed;
+          result.message = *why;
+          break;
+        }
       }
       train_seconds_ += Seconds(step_start);
       train_tokens_ += tokens;

@@ -66,6 +66,11 @@ struct TrainerConfig {
   uint64_t seed = 42;
   // A progress line and a train-loss record every log_every steps.
   int64_t log_every = 10;
+  // Groups of ranks (collective size > 1): every verify_every steps the ranks
+  // compare checksums of their prompts and the job fails if they differ (0:
+  // never). Not a TrainerOption: it is the worker's setting, not the job's,
+  // and job ids hash every option (a new one would change them all).
+  int64_t verify_every = 50;
 };
 
 // Throws Error naming the first invalid setting.
@@ -183,7 +188,8 @@ struct TrainerData {
 
 struct RunHooks {
   // Checked between optimizer steps; true -> status cancelled (state kept, so
-  // SaveState then a later LoadState + Run continues).
+  // SaveState then a later LoadState + Run continues). In a group of ranks
+  // the ranks agree every step: a stop on any rank stops all at that step.
   const std::atomic<bool>* stop = nullptr;
   std::function<void(const TrainProgress&)> progress;
   // Rank 0 writes a checkpoint every checkpoint_every steps (0: never).
@@ -232,6 +238,11 @@ class PromptTrainer {
   EvalResult Evaluate(const TaskData& data, const torch::Tensor& prompt);
   // Whether `value` beats the best so far under metric_.
   bool Improves(double value) const;
+  // Whether any rank's `stop` is set (no communication for a group of one).
+  bool StopRequested(const std::atomic<bool>* stop);
+  // Why the ranks' prompts differ (the first rank whose prompt checksum is not
+  // rank 0's), or nothing when they are identical. Every rank gets the same answer.
+  std::optional<std::string> PromptMismatch();
 
   std::shared_ptr<const CausalLM> model_;
   const Tokenizer& tokenizer_;

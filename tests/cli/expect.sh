@@ -29,6 +29,24 @@ check() {
   if "$@"; then pass=$((pass + 1)); else echo "FAIL $name"; failures=$((failures + 1)); fi
 }
 
+# --- helpers for the orchestration tests -----------------------------------
+# wait_until SECONDS CMD...: polls CMD every 0.2 s; false after SECONDS.
+wait_until() {
+  local deadline=$((SECONDS + $1))
+  shift
+  until "$@" >/dev/null 2>&1; do
+    [ "$SECONDS" -ge "$deadline" ] && return 1
+    sleep 0.2
+  done
+}
+# column CSV NAME: the values of one column of a results.csv.
+column() { python3 -c "
+import csv, sys
+for row in csv.DictReader(open(sys.argv[1])): print(row[sys.argv[2]])" "$1" "$2"; }
+rows() { tail -n +2 "$1" | wc -l; }  # data rows of a CSV
+unique_ids() { [ "$(column "$1" job_id | sort | uniq -d | wc -l)" -eq 0 ]; }
+section() { echo "[$SECONDS s] $*"; }
+
 # Prints the closing line ctest shows and exits non-zero on any failure.
 finish() {
   echo "$pass passed, $failures failed"

@@ -27,24 +27,8 @@ parameters:
 EOF
 }
 
-# wait_until SECONDS CMD...: polls CMD every 0.2 s; false after SECONDS.
-wait_until() {
-  local deadline=$((SECONDS + $1))
-  shift
-  until "$@" >/dev/null 2>&1; do
-    [ "$SECONDS" -ge "$deadline" ] && return 1
-    sleep 0.2
-  done
-}
-
-# column CSV NAME: the values of one column of a results.csv (no quoting in these).
-column() { python3 -c "
-import csv, sys
-for row in csv.DictReader(open(sys.argv[1])): print(row[sys.argv[2]])" "$1" "$2"; }
-rows() { tail -n +2 "$1" | wc -l; }
 has_rows() { [ -f "$1" ] && [ "$(rows "$1")" -ge "$2" ]; }  # CSV N
-section() { echo "[$SECONDS s] $*"; }
-unique_ids() { [ "$(column "$1" job_id | sort | uniq -d | wc -l)" -eq 0 ]; }
+
 
 section run
 # --- run: a whole sweep in one command, and running it again -----------------
@@ -78,10 +62,10 @@ start_coordinator() {  # [PORT]
   port=$(cat "$tmp/port")
   export PROMPTSWEEP_COORDINATOR=127.0.0.1:$port
 }
-start_worker() {  # NAME
+start_worker() {  # NAME: starts a worker; its pid in $worker (not $(...): pids must reach cleanup)
   "$bin" worker --threads 1 >"$tmp/$1.log" 2>&1 &
-  pids+=($!)
-  echo $!
+  worker=$!
+  pids+=("$worker")
 }
 running_job() {  # SWEEP: id of a running job with steps done
   "$bin" status "$1" | awk '$2 == "running" && $4 !~ /^0\// {print $1; exit}' | grep .
@@ -97,11 +81,11 @@ section kill-worker
 make_sweep crash 1500 "0.1, 0.2"
 expect submit 0 "2 new, 0 already known" -- "$bin" submit "$tmp/crash.yaml"
 expect submit-again 0 "0 new, 2 already known" -- "$bin" submit "$tmp/crash.yaml"
-a=$(start_worker worker-a)
+start_worker worker-a; a=$worker
 check crash-running wait_until 60 running_job crash
 victim=$(running_job crash)
 kill -9 "$a"
-b=$(start_worker worker-b)
+start_worker worker-b; b=$worker
 expect crash-wait 0 "2/2 done \(2 ok\)" -- "$bin" wait crash --timeout 240 --interval 0.5
 crash_csv=$state/sweeps/crash/results.csv
 check crash-rows test "$(rows "$crash_csv")" -eq 2
@@ -139,14 +123,14 @@ kill -TERM "$b"
 check idle-worker-b-exits wait_until 30 bash -c "! kill -0 $b"
 make_sweep preempt 3000 "0.2"
 "$bin" submit "$tmp/preempt.yaml" >/dev/null
-c=$(start_worker worker-c)
+start_worker worker-c; c=$worker
 check preempt-running wait_until 60 running_job preempt
 job=$(running_job preempt)
 kill -TERM "$c"
 check preempt-worker-exits wait_until 30 bash -c "! kill -0 $c"
 check preempt-checkpoint grep -q "preempted at step" "$tmp/worker-c.log"
 expect preempt-pending 0 "pending .*\(checkpoint\)" -- "$bin" status preempt
-d=$(start_worker worker-d)
+start_worker worker-d; d=$worker
 expect preempt-wait 0 "1/1 done \(1 ok\)" -- "$bin" wait preempt --timeout 240 --interval 0.5
 check preempt-resumed grep -q "resuming" "$tmp/worker-d.log"
 "$bin" plan "$tmp/preempt.yaml" --write-jobs "$tmp/preempt-jobs" >/dev/null
@@ -167,7 +151,7 @@ make_sweep gone 5 "0.1" "$tmp/vanishing-model"
 "$bin" submit "$tmp/gone.yaml" >/dev/null
 mv "$tmp/vanishing-model" "$tmp/moved-model"
 "$bin" submit "$tmp/diverge.yaml" >/dev/null
-e=$(start_worker worker-e)
+start_worker worker-e; e=$worker
 expect gone-wait 2 "1/1 done \(0 ok, 1 failed\)" -- "$bin" wait gone --timeout 120 --interval 0.5
 check gone-reason grep -q "vanishing-model.*not a model directory" "$state/sweeps/gone/results.csv"
 expect diverge-wait 2 "2/2 done \(1 ok, 1 diverged\)" -- "$bin" wait diverge --timeout 120 --interval 0.5
