@@ -46,6 +46,20 @@ for row in csv.DictReader(open(sys.argv[1])): print(row[sys.argv[2]])" "$1" "$2"
 rows() { tail -n +2 "$1" | wc -l; }  # data rows of a CSV
 unique_ids() { [ "$(column "$1" job_id | sort | uniq -d | wc -l)" -eq 0 ]; }
 section() { echo "[$SECONDS s] $*"; }
+# make_sweep NAME STEPS "LR, LR" [MODEL] [BATCH]: $tmp/NAME.yaml, one job per
+# learning rate on the tiny test Llama (or MODEL) and the toy task ($data = tests/data).
+make_sweep() {
+  cat >"$tmp/$1.yaml" <<EOF
+name: $1
+metric: {name: accuracy}
+seeds: [1]
+model: {path: ${4:-$data/models/tiny-llama}}
+task: {file: $data/tasks/toy_animals.yaml, max_length: 24}
+train: {max_steps: $2, batch_size: ${5:-4}, eval_every: 0, optimizer: adamw, num_virtual_tokens: 4, log_every: 5}
+parameters:
+  learning_rate: {values: [$3]}
+EOF
+}
 
 # Prints the closing line ctest shows and exits non-zero on any failure.
 finish() {

@@ -17,19 +17,6 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done; rm -rf "$tmp"; }
 trap cleanup EXIT
 
-# make_sweep NAME STEPS "LR, LR": a sweep of one job per learning rate.
-make_sweep() {
-  cat >"$tmp/$1.yaml" <<EOF
-name: $1
-metric: {name: accuracy}
-seeds: [1]
-model: {path: $data/models/tiny-llama}
-task: {file: $data/tasks/toy_animals.yaml, max_length: 24}
-train: {max_steps: $2, batch_size: 5, eval_every: 0, optimizer: adamw, num_virtual_tokens: 4, log_every: 5}
-parameters:
-  learning_rate: {values: [$3]}
-EOF
-}
 
 running_job() {  # SWEEP: id of a running job with steps done
   "$bin" status "$1" | awk '$2 == "running" && $4 !~ /^0\// {print $1; exit}' | grep .
@@ -79,7 +66,7 @@ export PROMPTSWEEP_COORDINATOR=127.0.0.1:$(cat "$tmp/port")
 
 section group
 # Two jobs on one group of 2 ranks; the adapters equal single-process training.
-make_sweep group 30 "0.05, 0.2"
+make_sweep group 30 "0.05, 0.2" "" 5
 expect submit 0 "2 new" -- "$bin" submit "$tmp/group.yaml"
 start_group group-1
 g1=$group
@@ -105,7 +92,7 @@ section preempt
 # SIGUSR2 to mpirun (which forwards it to every rank) preempts the group:
 # rank 0 hands the checkpoint to the coordinator, every rank exits; a new
 # group resumes from it (every rank loads the checkpoint it broadcasts).
-make_sweep preempt 1500 "0.1"
+make_sweep preempt 1500 "0.1" "" 5
 "$bin" submit "$tmp/preempt.yaml" >/dev/null
 check preempt-running wait_until 60 running_job preempt
 job=$(running_job preempt)
@@ -118,7 +105,7 @@ expect preempt-wait 0 "1/1 done \(1 ok\)" -- "$bin" wait preempt --timeout 120 -
 check preempt-resumed grep -q "resuming" "$tmp/group-2.log"
 # The same job (another sweep, so the same id) uninterrupted on a group of 2:
 # the resumed prompt is the same bit for bit (same ranks, same summation order).
-make_sweep preempt-ref 1500 "0.1"
+make_sweep preempt-ref 1500 "0.1" "" 5
 "$bin" submit "$tmp/preempt-ref.yaml" >/dev/null
 expect preempt-ref-wait 0 "1/1 done \(1 ok\)" -- "$bin" wait preempt-ref --timeout 120 --interval 0.5
 check preempt-same-prompt cmp "$state/sweeps/preempt/adapters/$job/adapter_model.safetensors" \
@@ -127,7 +114,7 @@ check preempt-same-prompt cmp "$state/sweeps/preempt/adapters/$job/adapter_model
 section kill-rank
 # kill -9 rank 1 mid-job: mpirun ends rank 0 too (no hang), the lease runs
 # out, and a plain worker started afterwards finishes the job: one row.
-make_sweep killrank 2500 "0.3"
+make_sweep killrank 2500 "0.3" "" 5
 "$bin" submit "$tmp/killrank.yaml" >/dev/null
 check killrank-running wait_until 60 running_job killrank
 victim=$(running_job killrank)

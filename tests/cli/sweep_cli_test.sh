@@ -13,19 +13,6 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done; rm -rf "$tmp"; }
 trap cleanup EXIT
 
-# make_sweep NAME STEPS "LR, LR" [MODEL]: a sweep of one job per learning rate.
-make_sweep() {
-  cat >"$tmp/$1.yaml" <<EOF
-name: $1
-metric: {name: accuracy}
-seeds: [1]
-model: {path: ${4:-$data/models/tiny-llama}}
-task: {file: $data/tasks/toy_animals.yaml, max_length: 24}
-train: {max_steps: $2, batch_size: 4, eval_every: 0, optimizer: adamw, num_virtual_tokens: 4, log_every: 5}
-parameters:
-  learning_rate: {values: [$3]}
-EOF
-}
 
 has_rows() { [ -f "$1" ] && [ "$(rows "$1")" -ge "$2" ]; }  # CSV N
 
