@@ -671,9 +671,9 @@ TrainResult PromptTrainer::Run(const RunHooks& hooks) {
         break;
       }
       if (collective_.size() > 1 && config_.verify_every > 0 && step_ % config_.verify_every == 0) {
-        if (std::optional<std::string> why = PromptMismatch()) {
+        if (std::optional<std::string> mismatch = PromptMismatch()) {
           result.status = TrainStatus::kFailed;
-          result.message = *why;
+          result.message = *mismatch;
           break;
         }
       }
