@@ -6,7 +6,8 @@
 #      sends) mid-sweep -> workers hand back checkpoints, the job requeues
 #      itself, resumes, and ends with every job once, the interrupted one
 #      resumed from its checkpoint (its adapter equals an uninterrupted run's);
-#   3. mpi-worker.sbatch runs a 2-rank worker group via srun --mpi=pmix.
+#   3. workers.sbatch: a job array of workers joins a coordinator and finishes a sweep;
+#   4. mpi-worker.sbatch runs a 2-rank worker group via srun --mpi=pmix.
 # Exit 77 (skipped) when SLURM is not installed (.ci/run installs it).
 # Usage: slurm_test.sh REPO_ROOT TEST_DATA_DIR   (PROMPTSWEEP = the binary)
 set -uo pipefail
@@ -20,7 +21,7 @@ if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
 fi
 source "$(dirname "${BASH_SOURCE[0]}")/expect.sh"
 # Its own short path (unix sockets live there), readable by the munge user.
-export PROMPTSWEEP_SLURM_DIR=$(mktemp -d /tmp/ps-slurm.XXXXXX) PROMPTSWEEP_SLURM_PORT=6917 PROMPTSWEEP_SLURM_FRESH=1
+export PROMPTSWEEP_SLURM_DIR=$(mktemp -d /tmp/ps-slurm.XXXXXX) PROMPTSWEEP_SLURM_PORT=${PROMPTSWEEP_SLURM_PORT:-6917} PROMPTSWEEP_SLURM_FRESH=1
 chmod 755 "$PROMPTSWEEP_SLURM_DIR"
 pids=()
 cleanup() {
@@ -87,14 +88,24 @@ else
   check long-resumed-job false
 fi
 
-section mpi-worker.sbatch
-# 3. A 2-rank worker group through srun --mpi=pmix, against a coordinator outside SLURM.
+section workers.sbatch
+# 3. A job array of workers joining a coordinator outside SLURM.
 export PROMPTSWEEP_TOKEN=slurm-test-token
 "$bin" coordinator --listen 127.0.0.1:0 --state-dir "$tmp/mpi-state" --port-file "$tmp/mpi.port" \
   >"$tmp/mpi-coordinator.log" 2>&1 &
 pids+=($!)
 wait_until 30 test -s "$tmp/mpi.port"
 export PROMPTSWEEP_COORDINATOR=127.0.0.1:$(cat "$tmp/mpi.port")
+sed -e 's/^name: long/name: array/' -e 's/max_steps: 4000/max_steps: 50/' "$tmp/long.yaml" >"$tmp/array.yaml"
+"$bin" submit "$tmp/array.yaml" >/dev/null
+jid=$(sbatch --parsable --array=0-1 --output="$tmp/array-%A_%a.out" --export=ALL,IDLE_EXIT=5 \
+  "$root/deploy/slurm/workers.sbatch")
+expect array-sweep 0 "2/2 done \(2 ok\)" -- "$bin" wait array --timeout 300 --interval 1
+check array-tasks-end wait_until 120 bash -c "[ -z \"\$(squeue -h -j $jid)\" ]"
+check array-two-workers test "$(cat "$tmp"/array-*.out | grep -c "registered with")" -eq 2
+
+section mpi-worker.sbatch
+# 4. A 2-rank worker group through srun --mpi=pmix, against the same coordinator.
 sed -e 's/^name: long/name: mpi/' -e 's/max_steps: 4000/max_steps: 50/' "$tmp/long.yaml" >"$tmp/mpi.yaml"
 "$bin" submit "$tmp/mpi.yaml" >/dev/null
 jid=$(sbatch --parsable --output="$tmp/mpi-%j.out" --export=ALL,IDLE_EXIT=5 "$root/deploy/slurm/mpi-worker.sbatch")
