@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "common/json_util.h"
+#include "common/task_data.h"
 #include "common/tokenizer.h"
 #include <stdlib.h>
 
@@ -89,6 +90,16 @@ inline std::unique_ptr<Tokenizer> TinyTokenizerWithBos() {
     "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
     "special_tokens": {"<|endoftext|>": {"id": "<|endoftext|>", "ids": [319], "tokens": ["<|endoftext|>"]}}})");
   return Tokenizer::FromJson(json, path);
+}
+
+// The toy animals classification task of tests/data/tasks (as toy_animals.yaml
+// describes it), for tests that build TaskData in code.
+inline TaskSpec ToyAnimalsSpec() {
+  TaskSpec spec;
+  spec.kind = TaskKind::kClassification;
+  spec.template_text = "{text}. animal:";
+  spec.verbalizer = {{"dog", " dog"}, {"fox", " fox"}};
+  return spec;
 }
 
 }  // namespace promptsweep::test

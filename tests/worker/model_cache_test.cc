@@ -168,9 +168,7 @@ TEST_F(ModelCacheTest, DefaultBudgetIsMostOfTheMemory) {
 
 TEST(TaskDataCacheTest, TokenizesEachFileOncePerSpecAndTokenizer) {
   const std::unique_ptr<Tokenizer> tokenizer = Tokenizer::FromFile(DataPath("models/tiny-llama/tokenizer.json"));
-  TaskSpec spec;
-  spec.template_text = "{text}. animal:";
-  spec.verbalizer = {{"dog", " dog"}, {"fox", " fox"}};
+  const TaskSpec spec = test::ToyAnimalsSpec();
   const std::string train = DataPath("tasks/toy_animals_train.jsonl");
   const std::string dev = DataPath("tasks/toy_animals_dev.jsonl");
   TaskDataCache cache(/*capacity=*/2);

@@ -86,10 +86,7 @@ class MpiTrainerTest : public MpiCollectiveTest {
     torch::set_num_threads(1);
     model_ = CausalLM::Load(DataPath("models/tiny-llama"));
     tokenizer_ = Tokenizer::FromFile(DataPath("models/tiny-llama/tokenizer.json"));
-    TaskSpec spec;
-    spec.kind = TaskKind::kClassification;
-    spec.template_text = "{text}. animal:";
-    spec.verbalizer = {{"dog", " dog"}, {"fox", " fox"}};
+    const TaskSpec spec = test::ToyAnimalsSpec();
     train_ = std::make_unique<TaskData>(LoadTaskData(DataPath("tasks/toy_animals_train.jsonl"), spec, *tokenizer_));
     dev_ = std::make_unique<TaskData>(LoadTaskData(DataPath("tasks/toy_animals_dev.jsonl"), spec, *tokenizer_));
   }

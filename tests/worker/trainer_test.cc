@@ -35,10 +35,7 @@ class TrainerTest : public ::testing::Test {
     torch::set_num_threads(1);  // deterministic and fair on a shared machine
     model_ = CausalLM::Load(DataPath("models/tiny-llama"));
     tokenizer_ = Tokenizer::FromFile(DataPath("models/tiny-llama/tokenizer.json")).release();
-    TaskSpec spec;
-    spec.kind = TaskKind::kClassification;
-    spec.template_text = "{text}. animal:";
-    spec.verbalizer = {{"dog", " dog"}, {"fox", " fox"}};
+    const TaskSpec spec = test::ToyAnimalsSpec();
     train_ = new TaskData(LoadTaskData(DataPath("tasks/toy_animals_train.jsonl"), spec, *tokenizer_));
     dev_ = new TaskData(LoadTaskData(DataPath("tasks/toy_animals_dev.jsonl"), spec, *tokenizer_));
     test_ = new TaskData(LoadTaskData(DataPath("tasks/toy_animals_test.jsonl"), spec, *tokenizer_));
