@@ -43,12 +43,12 @@
 #include "common/error.h"
 #include "common/model_config.h"
 #include "common/tokenizer.h"
-#include "worker/causal_lm.h"
-#include "worker/collective.h"
+#include "engine/causal_lm.h"
+#include "engine/collective.h"
 #include "worker/mpi_context.h"
-#include "worker/soft_prompt.h"
-#include "worker/tensor_io.h"
-#include "worker/trainer.h"
+#include "engine/soft_prompt.h"
+#include "engine/tensor_io.h"
+#include "engine/trainer.h"
 
 namespace promptsweep::bench {
 namespace {

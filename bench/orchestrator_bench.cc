@@ -26,7 +26,7 @@
 #include <CLI/CLI.hpp>
 
 #include "common/error.h"
-#include "coordinator/coordinator_client.h"
+#include "client/coordinator_client.h"
 #include "coordinator/coordinator_server.h"
 #include "coordinator/scheduler.h"
 #include "worker/sweep_worker.h"

@@ -10,10 +10,10 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
-#include "cli/engine_options.h"
+#include "engine/job_settings.h"
 #include "common/error.h"
-#include "worker/collective.h"
-#include "worker/trainer.h"
+#include "engine/collective.h"
+#include "engine/trainer.h"
 
 namespace promptsweep::cli {
 namespace {

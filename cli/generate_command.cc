@@ -8,9 +8,9 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
-#include "cli/engine_options.h"
+#include "engine/job_settings.h"
 #include "common/error.h"
-#include "worker/generate.h"
+#include "engine/generate.h"
 
 namespace promptsweep::cli {
 namespace {

@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
-#include "cli/sweep_schema.h"
+#include "engine/job_settings.h"
 #include "common/error.h"
 #include "common/format.h"
 #include "common/file_util.h"

@@ -12,14 +12,14 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
-#include "cli/engine_options.h"
+#include "engine/job_settings.h"
 #include "common/error.h"
 #include "common/json_util.h"
 #include "common/model_config.h"
 #include "common/tokenizer.h"
-#include "worker/generate.h"
-#include "worker/pretrainer.h"
-#include "worker/trainer.h"
+#include "engine/generate.h"
+#include "engine/pretrainer.h"
+#include "engine/trainer.h"
 
 namespace promptsweep::cli {
 namespace {

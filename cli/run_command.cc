@@ -21,7 +21,11 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
-#include "cli/sweep_client.h"
+#include "client/coordinator_flags.h"
+#include "client/status_text.h"
+#include "client/submission.h"
+#include "common/signals.h"
+#include "engine/job_settings.h"
 #include "common/error.h"
 #include "common/file_util.h"
 #include "coordinator/coordinator_server.h"

@@ -11,10 +11,10 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
-#include "cli/engine_options.h"
-#include "cli/train_job.h"
+#include "engine/job_settings.h"
+#include "worker/train_job.h"
 #include "common/error.h"
-#include "worker/trainer.h"
+#include "engine/trainer.h"
 
 namespace promptsweep::cli {
 namespace {

@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "common/error.h"
 
@@ -15,6 +17,26 @@ namespace promptsweep {
 namespace fs = std::filesystem;
 
 std::string ErrnoText(int error) { return std::strerror(error); }
+
+std::string ReadFile(const std::string& path, std::string_view what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(StrCat(path, ": cannot read ", what, ": ", ErrnoText(errno)));
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) throw Error(StrCat(path, ": cannot read ", what, ": ", ErrnoText(errno)));
+  return std::move(text).str();
+}
+
+std::string ReadPemFile(const std::string& path, const std::string& what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(StrCat(path, ": cannot read the TLS ", what, " (PEM file)"));
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (text.str().find("-----BEGIN") == std::string::npos) {
+    throw Error(StrCat(path, ": not a PEM file (the TLS ", what, " must be PEM, with a -----BEGIN line)"));
+  }
+  return std::move(text).str();
+}
 
 void WriteFileAtomically(const std::string& path, const std::vector<std::string_view>& parts) {
   // The temp file sits next to the target so rename() is atomic (same file system).

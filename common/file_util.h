@@ -17,6 +17,14 @@ inline void WriteFileAtomically(const std::string& path, std::string_view text) 
   WriteFileAtomically(path, std::vector<std::string_view>{text});
 }
 
+// The whole file at `path`, bytes as they are. Throws Error
+// "<path>: cannot read <what>: <reason>" (what: "the sweep file", ...).
+std::string ReadFile(const std::string& path, std::string_view what = "the file");
+
+// ReadFile of a PEM file (TLS key, certificate, CA): Error when it cannot be
+// read or has no -----BEGIN line; `what` names it ("CA certificate").
+std::string ReadPemFile(const std::string& path, const std::string& what);
+
 // strerror(error) as a string.
 std::string ErrnoText(int error);
 

@@ -6,19 +6,9 @@
 #include <utility>
 
 #include "common/error.h"
+#include "common/file_util.h"
 
 namespace promptsweep {
-
-std::string ReadPemFile(const std::string& path, const std::string& what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(StrCat(path, ": cannot read the TLS ", what, " (PEM file)"));
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (text.str().find("-----BEGIN") == std::string::npos) {
-    throw Error(StrCat(path, ": not a PEM file (the TLS ", what, " must be PEM, with a -----BEGIN line)"));
-  }
-  return text.str();
-}
 
 CoordinatorServer::CoordinatorServer(Scheduler& scheduler, ServerOptions options)
     : scheduler_(scheduler), service_(scheduler, ServiceOptions{options.token, options.max_lease_wait_ms}) {

@@ -60,7 +60,5 @@ class CoordinatorServer {
   std::thread expiry_thread_;
 };
 
-// "cannot read TLS certificate F: ..." -> the file's text.
-std::string ReadPemFile(const std::string& path, const std::string& what);
 
 }  // namespace promptsweep

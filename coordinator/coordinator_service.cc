@@ -8,7 +8,7 @@
 
 #include "common/error.h"
 #include "common/version.h"
-#include "coordinator/proto_convert.h"
+#include "client/proto_convert.h"
 
 namespace promptsweep {
 namespace {

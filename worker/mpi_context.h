@@ -16,7 +16,7 @@
 
 #include <torch/torch.h>
 
-#include "worker/collective.h"
+#include "engine/collective.h"
 
 namespace promptsweep {
 

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "common/job.h"
-#include "coordinator/coordinator_client.h"
+#include "client/coordinator_client.h"
 
 namespace promptsweep {
 

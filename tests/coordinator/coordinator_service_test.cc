@@ -12,7 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "common/version.h"
-#include "coordinator/coordinator_client.h"
+#include "client/coordinator_client.h"
 #include "promptsweep.grpc.pb.h"
 #include "test_utils.h"
 #include "worker/sweep_worker.h"

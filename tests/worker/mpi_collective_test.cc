@@ -14,7 +14,7 @@
 
 #include "common/error.h"
 #include "test_utils.h"
-#include "worker/trainer.h"
+#include "engine/trainer.h"
 
 namespace promptsweep {
 namespace {

@@ -1,0 +1,367 @@
+#include "engine/job_settings.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <torch/torch.h>
+#include <yaml-cpp/yaml.h>
+
+#include "common/error.h"
+#include "engine/trainer.h"
+
+namespace promptsweep {
+namespace {
+
+std::string FlagName(const std::string& name) {
+  std::string flag = name;
+  std::replace(flag.begin(), flag.end(), '_', '-');
+  return "--" + flag;
+}
+
+std::string KeyName(std::string name) {
+  std::replace(name.begin(), name.end(), '-', '_');
+  return name;
+}
+
+// The single value of a non-repeatable setting.
+const std::string& Single(const std::vector<std::string>& values, const std::string& where) {
+  if (values.size() != 1) throw Error(StrCat(where, ": expected one value, got ", values.size()));
+  return values.front();
+}
+
+Setting StringSetting(std::string name, std::string help, std::string* target) {
+  return Setting{std::move(name), std::move(help),
+                 [target](const std::vector<std::string>& values, const std::string& where) {
+                   *target = Single(values, where);
+                 }};
+}
+
+std::string Where(const std::string& path, const YAML::Mark& mark) {
+  return StrCat(path, ":", mark.line + 1, ":", mark.column + 1);
+}
+
+// train, dev, test, output, resume_from, checkpoint_every.
+std::vector<Setting> JobFileSettings(TrainJobArgs& args) {
+  auto path_setting = [](std::string name, std::string help, std::string* target) {
+    Setting setting{std::move(name), std::move(help),
+                    [target](const std::vector<std::string>& values, const std::string&) { *target = values.back(); }};
+    setting.path = true;
+    return setting;
+  };
+  return {
+      path_setting("train", "training data (JSONL); required", &args.train_path),
+      path_setting("dev", "dev data (JSONL) for evaluation, early stopping and the best prompt", &args.dev_path),
+      path_setting("test", "test data (JSONL), evaluated once with the best prompt", &args.test_path),
+      path_setting("output", "output directory: the PEFT adapter, metrics.csv, result.json; required", &args.output),
+      path_setting("resume_from", "a checkpoint (output/checkpoint.safetensors) to continue from", &args.resume_from),
+      Setting{"checkpoint_every", "write output/checkpoint.safetensors every this many steps (0: only when stopped)",
+              [&args](const std::vector<std::string>& values, const std::string& where) {
+                args.checkpoint_every = ParseInt(values.back(), where);
+              }},
+  };
+}
+
+std::vector<Setting> HyperparameterSettings(TrainerConfig& config) {
+  std::vector<Setting> settings;
+  for (const TrainerOption& option : TrainerOptions()) {
+    const std::string name = option.name;
+    settings.push_back(Setting{name, StrCat(option.help, " (default ", option.get(config), ")"),
+                               [&config, name](const std::vector<std::string>& values, const std::string& where) {
+                                 SetTrainerOption(config, name, values.back(), where);
+                               }});
+  }
+  return settings;
+}
+
+}  // namespace
+
+int64_t ParseInt(const std::string& text, const std::string& where) {
+  try {
+    return ParseIntegerSetting(text);
+  } catch (const Error& e) {
+    throw Error(StrCat(where, ": ", e.what()));
+  }
+}
+
+void SettingFlags::Add(CLI::App* command, std::vector<Setting> settings) {
+  for (const Setting& setting : settings) {
+    auto given = given_;
+    const std::string name = setting.name;
+    const std::string flag = setting.positional ? name : FlagName(name);
+    CLI::Option* option = command->add_option_function<std::vector<std::string>>(
+        flag, [given, name](const std::vector<std::string>& values) { (*given)[name] = values; }, setting.help);
+    option->expected(1)->type_name(setting.positional ? "DIR" : "VALUE");
+    option->multi_option_policy(setting.repeatable ? CLI::MultiOptionPolicy::TakeAll
+                                                   : CLI::MultiOptionPolicy::TakeLast);
+  }
+  Add(std::move(settings));
+}
+
+void SettingFlags::Add(std::vector<Setting> settings) {
+  for (Setting& setting : settings) settings_.push_back(std::move(setting));
+}
+
+const Setting* SettingFlags::Find(const std::string& name) const {
+  const std::string key = KeyName(name);
+  for (const Setting& setting : settings_) {
+    if (setting.name == key) return &setting;
+  }
+  return nullptr;
+}
+
+const Setting& SettingFlags::FindKey(const std::string& name, const std::string& where) const {
+  const Setting* setting = Find(name);
+  if (setting != nullptr) return *setting;
+  std::string known;
+  for (const Setting& s : settings_) known += (known.empty() ? "" : ", ") + s.name;
+  throw Error(StrCat(where, ": unknown key '", name, "' (known: ", known, ")"));
+}
+
+void SettingFlags::ApplyCommandLine() {
+  for (const Setting& setting : settings_) {
+    const auto it = given_->find(setting.name);
+    if (it == given_->end()) continue;
+    const std::string where = setting.positional ? setting.name : FlagName(setting.name);
+    setting.set(setting.repeatable ? it->second : std::vector<std::string>{it->second.back()}, where);
+  }
+}
+
+void SettingFlags::ApplyJobFile(const std::string& path) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    throw Error(StrCat(path, ": cannot open job file"));
+  } catch (const YAML::Exception& e) {
+    throw Error(StrCat(Where(path, e.mark), ": invalid YAML: ", e.msg));
+  }
+  if (root.IsNull()) return;  // an empty file sets nothing
+  if (!root.IsMap()) throw Error(StrCat(Where(path, root.Mark()), ": a job file is a mapping of setting: value"));
+  for (const auto& entry : root) {
+    const std::string where = Where(path, entry.first.Mark());
+    const std::string key = entry.first.as<std::string>();
+    const Setting* setting = &FindKey(key, where);
+    const YAML::Node& value = entry.second;
+    std::vector<std::string> values;
+    if (value.IsScalar()) {
+      values.push_back(value.as<std::string>());
+    } else if (value.IsSequence() && setting->repeatable) {
+      for (const YAML::Node& item : value) {
+        if (!item.IsScalar()) throw Error(StrCat(Where(path, item.Mark()), ": ", key, ": expected a scalar"));
+        values.push_back(item.as<std::string>());
+      }
+    } else if (value.IsMap() && setting->repeatable) {
+      // label: words  ->  "label=words", the flag's form.
+      for (const auto& item : value) {
+        if (!item.second.IsScalar()) {
+          throw Error(StrCat(Where(path, item.second.Mark()), ": ", key, ": expected a scalar"));
+        }
+        values.push_back(item.first.as<std::string>() + "=" + item.second.as<std::string>());
+      }
+    } else {
+      throw Error(StrCat(where, ": ", key, ": expected a ", setting->repeatable ? "scalar, list or mapping" : "scalar",
+                         " value"));
+    }
+    if (setting->path) {
+      const std::filesystem::path base = std::filesystem::path(path).parent_path();
+      for (std::string& v : values) {
+        if (!v.empty() && std::filesystem::path(v).is_relative()) v = (base / v).lexically_normal().string();
+      }
+    }
+    setting->set(values, StrCat(where, ": ", setting->name));
+  }
+}
+
+void SettingFlags::ApplySettings(const SettingList& values, const SettingList& verbalizer, const std::string& where) {
+  for (const auto& [key, value] : values) {
+    const Setting& setting = FindKey(key, where);
+    setting.set({value}, StrCat(where, ": ", setting.name));
+  }
+  if (verbalizer.empty()) return;
+  // label -> words as the flag's "label=words" values.
+  const Setting& setting = FindKey("verbalizer", where);
+  std::vector<std::string> entries;
+  for (const auto& [label, words] : verbalizer) entries.push_back(label + "=" + words);
+  setting.set(entries, StrCat(where, ": ", setting.name));
+}
+
+std::vector<Setting> ModelSettings(ModelArgs& args) {
+  Setting model = StringSetting("model", "model directory (config.json, model.safetensors, tokenizer.json)",
+                                &args.model_dir);
+  model.positional = true;
+  model.path = true;
+  Setting tokenizer = StringSetting("tokenizer", "tokenizer.json to use instead of the model directory's", &args.tokenizer);
+  tokenizer.path = true;
+  return {
+      model,
+      tokenizer,
+      StringSetting("device", "cpu, cuda or cuda:N (default cpu)", &args.device),
+      StringSetting("dtype",
+                    "compute dtype of the frozen weights: float32, bfloat16 or float16 (the prompt and the loss "
+                    "stay float32; default float32)",
+                    &args.dtype),
+      Setting{"threads", "CPU threads for LibTorch (default: all cores)",
+              [&args](const std::vector<std::string>& values, const std::string& where) {
+                args.threads = ParseInt(Single(values, where), where);
+                if (args.threads < 0) throw Error(StrCat(where, ": must be >= 0"));
+              }},
+  };
+}
+
+std::vector<Setting> TaskSettings(TaskArgs& args) {
+  return {
+      Setting{"task",
+              "classification (JSONL lines {\"text\", \"label\"}; accuracy by rank classification) or generation "
+              "({\"input\", \"target\"}; exact match); default classification",
+              [&args](const std::vector<std::string>& values, const std::string& where) {
+                const std::string& task = Single(values, where);
+                if (task != "classification" && task != "generation") {
+                  throw Error(StrCat(where, ": unknown task '", task, "' (choices: classification, generation)"));
+                }
+                args.task = task;
+              }},
+      StringSetting("template",
+                    "input template with {field} placeholders from each JSONL line, e.g. \"{text}\\nLabel:\" "
+                    "(default {text} / {input})",
+                    &args.template_text),
+      Setting{"verbalizer",
+              "label=words for classification, repeatable and in label order, e.g. --verbalizer 'spam= spam' "
+              "(the words are scored verbatim after the input, so mind the leading space)",
+              [&args](const std::vector<std::string>& values, const std::string& where) {
+                args.verbalizer.clear();
+                for (const std::string& value : values) {
+                  const std::size_t eq = value.find('=');
+                  if (eq == std::string::npos || eq == 0) {
+                    throw Error(StrCat(where, ": expected label=words, got '", value, "'"));
+                  }
+                  args.verbalizer.emplace_back(value.substr(0, eq), value.substr(eq + 1));
+                }
+              },
+              /*repeatable=*/true},
+      Setting{"max_length", "max tokens of input + target; longer inputs are cut, never the target (default 256)",
+              [&args](const std::vector<std::string>& values, const std::string& where) {
+                args.max_length = ParseInt(Single(values, where), where);
+              }},
+  };
+}
+
+void SetTorchThreads(int64_t threads) {
+  const int64_t n =
+      threads > 0 ? threads : std::max<int64_t>(1, static_cast<int64_t>(std::thread::hardware_concurrency()));
+  torch::set_num_threads(static_cast<int>(n));
+}
+
+ModelSpec ModelSpecOf(const ModelArgs& args) {
+  ModelSpec spec;
+  spec.model_dir = args.model_dir;
+  spec.tokenizer = args.tokenizer;
+  spec.dtype = args.dtype;
+  spec.device = args.device;
+  return spec;
+}
+
+Engine LoadEngine(const ModelArgs& args) {
+  SetTorchThreads(args.threads);
+  return LoadModel(ModelSpecOf(args));
+}
+
+TaskSpec MakeTaskSpec(const TaskArgs& args, const CausalLM& model) {
+  TaskSpec spec;
+  spec.kind = args.task == "generation" ? TaskKind::kGeneration : TaskKind::kClassification;
+  spec.template_text = args.template_text;
+  spec.verbalizer = args.verbalizer;
+  spec.max_length = args.max_length;
+  if (spec.kind == TaskKind::kGeneration && !model.config().eos_token_ids.empty()) {
+    spec.eos_token_id = static_cast<int32_t>(model.config().eos_token_ids.front());
+  }
+  if (spec.kind == TaskKind::kClassification && spec.verbalizer.empty()) {
+    throw Error("a classification task needs a verbalizer: --verbalizer label=words for every label");
+  }
+  return spec;
+}
+
+PromptAdapter LoadAdapterFor(const std::string& dir, const CausalLM& model) {
+  PromptAdapter adapter = LoadPromptAdapter(dir);
+  CheckAdapterFitsModel(adapter, dir, model.config());
+  adapter.prompt = adapter.prompt.to(model.device());
+  return adapter;
+}
+
+std::vector<int64_t> StopIds(const CausalLM& model) { return model.config().eos_token_ids; }
+
+std::vector<Setting> TrainJobSettings(TrainJobArgs& args) {
+  std::vector<Setting> settings = ModelSettings(args.model);
+  for (std::vector<Setting> part : {TaskSettings(args.task), JobFileSettings(args), HyperparameterSettings(args.trainer)}) {
+    for (Setting& setting : part) settings.push_back(std::move(setting));
+  }
+  return settings;
+}
+
+void ValidateTrainJob(const TrainJobArgs& args) {
+  if (args.train_path.empty()) throw Error("no training data: give --train FILE (or 'train:' in the job file)");
+  if (args.output.empty()) throw Error("no output directory: give --output DIR (or 'output:' in the job file)");
+  ValidateTrainerConfig(args.trainer);
+}
+
+// ---- TrainSweepSchema ------------------------------------------------------
+TrainerConfig TrainerConfigOf(const JobSettings& settings) {
+  TrainerConfig config;
+  for (const auto& [name, value] : settings.values) {
+    for (const TrainerOption& option : TrainerOptions()) {
+      if (option.name == name) option.set(config, value);
+    }
+  }
+  return config;
+}
+
+SweepSchema TrainSweepSchema() {
+  SweepSchema schema;
+  const TrainerConfig defaults;
+  for (const TrainerOption& option : TrainerOptions()) {
+    schema.trainer_options.push_back(option.name);
+    schema.defaults.emplace_back(option.name, option.get(defaults));
+  }
+  const ModelArgs model;
+  const TaskArgs task;
+  schema.defaults.insert(schema.defaults.begin(), {{"device", model.device},
+                                                   {"dtype", model.dtype},
+                                                   {"task", task.task},
+                                                   {"template", task.template_text},
+                                                   {"max_length", std::to_string(task.max_length)}});
+  schema.check_value = [](const std::string& name, const std::string& value) {
+    for (const TrainerOption& option : TrainerOptions()) {
+      if (option.name != name) continue;
+      // The trainer's own parsing and range checks, on this one value.
+      // "init TEXT needs init_text" spans two settings: check_job checks it.
+      TrainerConfig scratch;
+      scratch.prompt.init_text = "-";
+      option.set(scratch, value);
+      ValidateTrainerConfig(scratch);
+      return;
+    }
+    if (name == "dtype") {
+      ParseComputeDType(value);
+    } else if (name == "device") {
+      // Syntax only: the planning machine need not have the GPU (ParseDevice checks CUDA).
+      const bool indexed = value.rfind("cuda:", 0) == 0 && value.size() > 5 &&
+                           value.find_first_not_of("0123456789", 5) == std::string::npos;
+      if (value != "cpu" && value != "cuda" && !indexed) {
+        throw Error(StrCat("unsupported device '", value, "': use cpu, cuda or cuda:N"));
+      }
+    } else if (name == "task" || name == "max_length") {
+      TaskArgs scratch;
+      for (const Setting& setting : TaskSettings(scratch)) {
+        if (setting.name == name) setting.set({value}, name);
+      }
+      if (name == "max_length" && scratch.max_length < 1) throw Error("max_length must be >= 1");
+    }
+  };
+  schema.check_job = [](const JobSettings& settings) { ValidateTrainerConfig(TrainerConfigOf(settings)); };
+  return schema;
+}
+
+Sweep ReadTrainSweep(const std::string& path) { return ReadSweep(path, TrainSweepSchema()); }
+
+}  // namespace promptsweep
