@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <sstream>
+#include <type_traits>
 #include <thread>
 
 #include <CLI/CLI.hpp>
@@ -75,7 +77,167 @@ std::vector<Setting> HyperparameterSettings(TrainerConfig& config) {
   return settings;
 }
 
+// The shortest text that reads back as `value` ("0.3", "1e-05").
+std::string DoubleText(double value) {
+  std::string text;
+  for (int precision = 6; precision <= 17; ++precision) {
+    std::ostringstream out;
+    out.precision(precision);
+    out << value;
+    text = out.str();
+    if (std::stod(text) == value) break;
+  }
+  return text;
+}
+
+
+// `parse(text, &used)` (a std::sto* function) that must consume the whole text.
+template <typename T, typename Parse>
+T ParseWhole(const std::string& text, const char* expected, Parse parse) {
+  std::size_t used = 0;
+  T value{};
+  try {
+    value = parse(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != text.size()) throw Error(StrCat("expected ", expected, ", got '", text, "'"));
+  return value;
+}
+
+
 }  // namespace
+
+// ---- Trainer options -------------------------------------------------------
+
+int64_t ParseIntegerSetting(const std::string& text) {
+  return ParseWhole<int64_t>(text, "an integer",
+                             [](const std::string& t, std::size_t* used) { return std::stoll(t, used); });
+}
+
+double ParseNumberSetting(const std::string& text) {
+  const double value = ParseWhole<double>(
+      text, "a finite number", [](const std::string& t, std::size_t* used) { return std::stod(t, used); });
+  if (!std::isfinite(value)) throw Error(StrCat("expected a finite number, got '", text, "'"));
+  return value;
+}
+
+// --- Options. ---
+
+namespace {
+
+// A table row for a numeric field reached by `field` (int64_t, uint64_t or double).
+template <typename T>
+TrainerOption NumberOption(std::string name, std::string help, T& (*field)(TrainerConfig&)) {
+  auto set = [field](TrainerConfig& c, const std::string& v) {
+    if constexpr (std::is_same_v<T, double>) {
+      field(c) = ParseNumberSetting(v);
+    } else if constexpr (std::is_same_v<T, uint64_t>) {
+      const int64_t value = ParseIntegerSetting(v);
+      if (value < 0) throw Error(StrCat("expected a non-negative integer, got '", v, "'"));
+      field(c) = static_cast<uint64_t>(value);
+    } else {
+      field(c) = ParseIntegerSetting(v);
+    }
+  };
+  auto get = [field](const TrainerConfig& c) {
+    TrainerConfig copy = c;  // `field` takes a mutable config
+    if constexpr (std::is_same_v<T, double>) {
+      return DoubleText(field(copy));
+    } else {
+      return std::to_string(field(copy));
+    }
+  };
+  return TrainerOption{std::move(name), std::move(help), set, get};
+}
+
+// A table row for a named choice: `parse` text -> value, `name` value -> text.
+template <typename T, typename Parse, typename Name>
+TrainerOption ChoiceOption(std::string name, std::string help, T& (*field)(TrainerConfig&), Parse parse,
+                           Name to_name) {
+  return TrainerOption{std::move(name), std::move(help),
+                       [field, parse](TrainerConfig& c, const std::string& v) { field(c) = parse(v); },
+                       [field, to_name](const TrainerConfig& c) {
+                         TrainerConfig copy = c;
+                         return std::string(to_name(field(copy)));
+                       }};
+}
+
+}  // namespace
+
+const std::vector<TrainerOption>& TrainerOptions() {
+  using C = TrainerConfig;
+  static const std::vector<TrainerOption> options = {
+      NumberOption<int64_t>("num_virtual_tokens", "soft-prompt length N (virtual tokens)",
+                            [](C& c) -> int64_t& { return c.prompt.num_virtual_tokens; }),
+      ChoiceOption<PromptInit>("init", "prompt initialisation: RANDOM, SAMPLE_VOCAB or TEXT (PEFT's prompt_tuning_init)",
+                               [](C& c) -> PromptInit& { return c.prompt.init; }, ParsePromptInit, PromptInitName),
+      TrainerOption{"init_text", "text whose token embeddings initialise the prompt (init TEXT)",
+                    [](C& c, const std::string& v) { c.prompt.init_text = v; },
+                    [](const C& c) { return c.prompt.init_text; }},
+      NumberOption<double>("learning_rate", "peak learning rate", [](C& c) -> double& { return c.learning_rate; }),
+      ChoiceOption<OptimizerKind>("optimizer",
+                                  "adafactor (Lester et al.; transformers' Adafactor without relative step) or adamw",
+                                  [](C& c) -> OptimizerKind& { return c.optimizer.kind; }, ParseOptimizerKind,
+                                  OptimizerName),
+      NumberOption<double>("weight_decay", "decoupled weight decay (both optimizers)",
+                           [](C& c) -> double& { return c.optimizer.weight_decay; }),
+      NumberOption<double>("adam_beta1", "AdamW beta1", [](C& c) -> double& { return c.optimizer.beta1; }),
+      NumberOption<double>("adam_beta2", "AdamW beta2", [](C& c) -> double& { return c.optimizer.beta2; }),
+      NumberOption<double>("adam_epsilon", "AdamW epsilon", [](C& c) -> double& { return c.optimizer.adam_eps; }),
+      NumberOption<double>("adafactor_decay_rate", "Adafactor second-moment decay exponent (beta2_t = 1 - t^rate)",
+                           [](C& c) -> double& { return c.optimizer.decay_rate; }),
+      NumberOption<double>("adafactor_clip_threshold", "Adafactor update clipping threshold (RMS)",
+                           [](C& c) -> double& { return c.optimizer.clip_threshold; }),
+      ChoiceOption<ScheduleKind>("schedule",
+                                 "learning-rate schedule after warmup: constant, linear or cosine (decay to 0 at "
+                                 "max_steps)",
+                                 [](C& c) -> ScheduleKind& { return c.schedule; }, ParseScheduleKind, ScheduleName),
+      NumberOption<int64_t>("warmup_steps", "linear warmup steps from 0 to learning_rate",
+                            [](C& c) -> int64_t& { return c.warmup_steps; }),
+      NumberOption<int64_t>("max_steps", "optimizer steps to train", [](C& c) -> int64_t& { return c.max_steps; }),
+      NumberOption<int64_t>("batch_size", "examples per forward pass, over all ranks",
+                            [](C& c) -> int64_t& { return c.batch_size; }),
+      NumberOption<int64_t>("gradient_accumulation_steps", "forward passes per optimizer step",
+                            [](C& c) -> int64_t& { return c.gradient_accumulation_steps; }),
+      NumberOption<double>("max_grad_norm", "clip the prompt gradient's L2 norm to this (0: off)",
+                           [](C& c) -> double& { return c.max_grad_norm; }),
+      NumberOption<int64_t>("eval_every", "evaluate on dev every this many steps (0: only at the end)",
+                            [](C& c) -> int64_t& { return c.eval_every; }),
+      NumberOption<int64_t>("eval_batch_size", "examples per evaluation batch (0: batch_size)",
+                            [](C& c) -> int64_t& { return c.eval_batch_size; }),
+      NumberOption<int64_t>("early_stopping_patience",
+                            "stop after this many evaluations without a better dev metric (0: never)",
+                            [](C& c) -> int64_t& { return c.early_stopping_patience; }),
+      ChoiceOption<EvalMetric>("eval_metric",
+                               "dev metric for early stopping and the best prompt: auto (accuracy for "
+                               "classification, exact_match for generation), loss, accuracy, exact_match",
+                               [](C& c) -> EvalMetric& { return c.eval_metric; }, ParseEvalMetric, EvalMetricName),
+      NumberOption<uint64_t>("seed", "seed of the prompt initialisation and the data order",
+                             [](C& c) -> uint64_t& { return c.seed; }),
+      NumberOption<int64_t>("log_every", "progress line and train-loss record every this many steps",
+                            [](C& c) -> int64_t& { return c.log_every; }),
+  };
+  return options;
+}
+
+void SetTrainerOption(TrainerConfig& config, const std::string& name, const std::string& value,
+                      const std::string& where) {
+  const std::string key = KeyName(name);
+  for (const TrainerOption& option : TrainerOptions()) {
+    if (option.name != key) continue;
+    try {
+      option.set(config, value);
+    } catch (const Error& e) {
+      throw Error(StrCat(where, ": ", option.name, ": ", e.what()));
+    }
+    return;
+  }
+  std::string known;
+  for (const TrainerOption& option : TrainerOptions()) known += (known.empty() ? "" : ", ") + option.name;
+  throw Error(StrCat(where, ": unknown setting '", name, "' (known: ", known, ")"));
+}
+
 
 int64_t ParseInt(const std::string& text, const std::string& where) {
   try {

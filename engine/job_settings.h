@@ -26,6 +26,27 @@ class App;
 
 namespace promptsweep {
 
+// ---- Trainer options: the registry of TrainerConfig fields by name ----------
+// Every hyperparameter by name (the names a job file, a flag or a sweep
+// uses): "learning_rate", "num_virtual_tokens", ... `value` is text as it
+// comes from YAML or a command line; `where` prefixes errors.
+struct TrainerOption {
+  std::string name;
+  std::string help;
+  std::function<void(TrainerConfig&, const std::string& value)> set;  // throws Error on bad values
+  std::function<std::string(const TrainerConfig&)> get;
+};
+const std::vector<TrainerOption>& TrainerOptions();
+// The text parsing of the numeric options (whole text, finite numbers), for
+// other settings given the same way. Errors say what was expected.
+int64_t ParseIntegerSetting(const std::string& text);
+double ParseNumberSetting(const std::string& text);
+// Sets option `name` ('-' and '_' are the same); Error for an unknown name
+// (listing the known ones) or a bad value, prefixed with `where`.
+void SetTrainerOption(TrainerConfig& config, const std::string& name, const std::string& value,
+                      const std::string& where);
+
+// ---- Settings: flags and job-file keys --------------------------------------
 // One setting: `--name-with-dashes` on the command line (or a positional
 // argument), `name` in a job file. `set` parses the text values (several only
 // for repeatable settings) and throws Error prefixed with `where`.

@@ -76,25 +76,6 @@ struct TrainerConfig {
 // Throws Error naming the first invalid setting.
 void ValidateTrainerConfig(const TrainerConfig& config);
 
-// Every hyperparameter by name (the names a job file, a flag or a sweep
-// uses): "learning_rate", "num_virtual_tokens", ... `value` is text as it
-// comes from YAML or a command line; `where` prefixes errors.
-struct TrainerOption {
-  std::string name;
-  std::string help;
-  std::function<void(TrainerConfig&, const std::string& value)> set;  // throws Error on bad values
-  std::function<std::string(const TrainerConfig&)> get;
-};
-const std::vector<TrainerOption>& TrainerOptions();
-// The text parsing of the numeric options (whole text, finite numbers), for
-// other settings given the same way. Errors say what was expected.
-int64_t ParseIntegerSetting(const std::string& text);
-double ParseNumberSetting(const std::string& text);
-// Sets option `name` ('-' and '_' are the same); Error for an unknown name
-// (listing the known ones) or a bad value, prefixed with `where`.
-void SetTrainerOption(TrainerConfig& config, const std::string& name, const std::string& value,
-                      const std::string& where);
-
 // What an evaluation measured. Sums are over all ranks.
 struct EvalResult {
   int64_t num_examples = 0;
