@@ -13,13 +13,12 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "common/error.h"
+#include "common/file_util.h"
 #include "common/tokenizer.h"
 
 namespace {
@@ -59,11 +58,7 @@ int main(int argc, char** argv) {
   const std::string name = argv[1];
   const int runs = argc > 4 ? std::max(1, std::atoi(argv[4])) : 3;
   try {
-    std::ifstream in(argv[3], std::ios::binary);
-    if (!in) throw promptsweep::Error(promptsweep::StrCat(argv[3], ": cannot open the corpus"));
-    std::ostringstream buffer;
-    buffer << in.rdbuf();
-    const std::string text = buffer.str();
+    const std::string text = promptsweep::ReadFile(argv[3], "the corpus");
     const std::vector<std::string_view> documents = SplitDocuments(text);
     const double megabytes = static_cast<double>(text.size()) / 1e6;
 

@@ -1,7 +1,6 @@
 // `promptsweep coordinator`: the scheduler (SQLite state) behind the gRPC server, until a signal.
 #include <chrono>
 #include <filesystem>
-#include <iostream>
 #include <memory>
 #include <thread>
 
@@ -10,6 +9,7 @@
 #include "cli/commands.h"
 #include "common/error.h"
 #include "common/file_util.h"
+#include "common/log.h"
 #include "common/signals.h"
 #include "common/version.h"
 #include "coordinator/coordinator_server.h"
@@ -51,17 +51,19 @@ void RunCoordinator(CoordinatorArgs& args) {
   server_options.tls_key = args.tls_key;
   CoordinatorServer server(scheduler, server_options);
   const std::string host = args.listen.substr(0, args.listen.rfind(':'));
-  std::cerr << "promptsweep coordinator " << kVersion << " listening on " << host << ":" << server.port()
-            << (args.tls_cert.empty() ? "" : " (TLS)") << (args.token.empty() ? "" : " (token required)")
-            << ", state in " << options.state_dir << " (" << scheduler.SweepNames().size() << " sweeps)"
-            << std::endl;
+  Logger("coordinator")
+      .info("promptsweep coordinator {} listening on {}:{}{}{}, state in {} ({} sweeps)", kVersion, host,
+            server.port(), args.tls_cert.empty() ? "" : " (TLS)", args.token.empty() ? "" : " (token required)",
+            options.state_dir, scheduler.SweepNames().size());
   if (args.token.empty() && host != "127.0.0.1" && host != "localhost" && host != "[::1]") {
-    std::cerr << "promptsweep: warning: listening beyond loopback without a token: anyone who can reach "
-              << args.listen << " can submit and lease jobs (set PROMPTSWEEP_TOKEN)" << std::endl;
+    Logger("coordinator")
+        .warn("listening beyond loopback without a token: anyone who can reach {} can submit and lease jobs "
+              "(set PROMPTSWEEP_TOKEN)",
+              args.listen);
   }
   if (!args.port_file.empty()) WriteFileAtomically(args.port_file, std::to_string(server.port()) + "\n");
   while (!shutdown.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  std::cerr << "promptsweep coordinator: shutting down (state is saved; start it again to continue)" << std::endl;
+  Logger("coordinator").info("shutting down (state is saved; start it again to continue)");
   server.Shutdown();
 }
 

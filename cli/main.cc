@@ -7,6 +7,7 @@
 
 #include "cli/commands.h"
 #include "common/error.h"
+#include "common/log.h"
 #include "common/version.h"
 
 int main(int argc, char** argv) {
@@ -16,6 +17,14 @@ int main(int argc, char** argv) {
       "promptsweep"};
   app.set_version_flag("--version", promptsweep::kVersion);
   app.require_subcommand(1);
+  std::string log_level;
+  app.add_option("--log-level", log_level,
+                 "log level of the coordinator, workers and run: trace, debug, info, warn, error or off "
+                 "(default $PROMPTSWEEP_LOG_LEVEL, else info); before the command: promptsweep --log-level debug "
+                 "worker ...")
+      ->type_name("LEVEL");
+  // Set before any command runs: the global option is parsed before the subcommand's callback.
+  app.parse_complete_callback([&log_level] { promptsweep::ConfigureLogging(log_level); });
   promptsweep::cli::AddInspectCommand(app);
   promptsweep::cli::AddTokenizeCommand(app);
   promptsweep::cli::AddTrainTokenizerCommand(app);
@@ -39,6 +48,12 @@ int main(int argc, char** argv) {
   } catch (const promptsweep::Error& e) {
     std::cerr << "promptsweep: error: " << e.what() << "\n";
     return 1;
+  } catch (const promptsweep::InternalError& e) {
+    // A PS_CHECK failed: a bug in promptsweep, whatever the input was.
+    std::cerr << "promptsweep: " << e.what() << "\n"
+              << "promptsweep: this is a bug in promptsweep " << promptsweep::kVersion
+              << "; please report it with the command line that caused it\n";
+    return 3;
   } catch (const std::exception& e) {
     std::cerr << "promptsweep: unexpected error: " << e.what() << "\n";
     return 3;

@@ -2,7 +2,6 @@
 // scratch on plain text (how models/ is made), and `promptsweep perplexity`:
 // a model's perplexity on a text file.
 #include <atomic>
-#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -14,6 +13,7 @@
 #include "cli/commands.h"
 #include "engine/job_settings.h"
 #include "common/error.h"
+#include "common/signals.h"
 #include "common/json_util.h"
 #include "common/model_config.h"
 #include "common/tokenizer.h"
@@ -24,8 +24,6 @@
 namespace promptsweep::cli {
 namespace {
 
-std::atomic<bool> g_stop{false};
-extern "C" void OnStopSignal(int) { g_stop.store(true); }
 
 struct PretrainArgs {
   std::string train;
@@ -48,13 +46,25 @@ struct PretrainArgs {
 };
 
 ModelConfig MakeConfig(const PretrainArgs& args, const Tokenizer& tokenizer, int32_t separator) {
-  PS_CHECK(args.hidden_size >= 1 && args.layers >= 1 && args.heads >= 1, "--hidden-size, --layers and --heads must be >= 1");
-  PS_CHECK(args.hidden_size % args.heads == 0, "--hidden-size ", args.hidden_size, " is not a multiple of --heads ",
-           args.heads);
+  if (args.hidden_size < 1 || args.layers < 1 || args.heads < 1) {
+    throw Error(StrCat("--hidden-size, --layers and --heads must be >= 1, got ", args.hidden_size, ", ", args.layers,
+                       " and ", args.heads));
+  }
+  if (args.kv_heads < 0) throw Error(StrCat("--kv-heads must be >= 1 (or 0: --heads), got ", args.kv_heads));
+  if (args.intermediate_size < 0) {
+    throw Error(StrCat("--intermediate-size must be >= 1 (or 0: the default), got ", args.intermediate_size));
+  }
+  if (args.hidden_size % args.heads != 0) {
+    throw Error(StrCat("--hidden-size ", args.hidden_size, " is not a multiple of --heads ", args.heads));
+  }
   const int64_t kv_heads = args.kv_heads > 0 ? args.kv_heads : args.heads;
-  PS_CHECK(args.heads % kv_heads == 0, "--heads ", args.heads, " is not a multiple of --kv-heads ", kv_heads);
-  PS_CHECK(args.max_position_embeddings >= args.config.seq_length, "--max-position-embeddings ",
-           args.max_position_embeddings, " is below --seq-length ", args.config.seq_length);
+  if (args.heads % kv_heads != 0) {
+    throw Error(StrCat("--heads ", args.heads, " is not a multiple of --kv-heads ", kv_heads));
+  }
+  if (args.max_position_embeddings < args.config.seq_length) {
+    throw Error(StrCat("--max-position-embeddings ", args.max_position_embeddings, " is below --seq-length ",
+                       args.config.seq_length));
+  }
   nlohmann::json json = {
       {"architectures", {"LlamaForCausalLM"}},
       {"model_type", "llama"},
@@ -78,8 +88,9 @@ ModelConfig MakeConfig(const PretrainArgs& args, const Tokenizer& tokenizer, int
 }
 
 void RunPretrain(PretrainArgs& args) {
-  std::signal(SIGINT, OnStopSignal);
-  std::signal(SIGTERM, OnStopSignal);
+  const ScopedStopSignals stop_signals;  // SIGINT / SIGTERM: checkpoint and stop
+  const std::atomic<bool>& stop = stop_signals.stop_requested();
+  ValidatePretrainConfig(args.config);  // a bad flag fails before any model is built
   SetTorchThreads(args.threads);
   const std::string tokenizer_path =
       args.tokenizer.empty() && args.resume ? args.output + "/tokenizer.json" : args.tokenizer;
@@ -94,16 +105,12 @@ void RunPretrain(PretrainArgs& args) {
   load.device = ParseDevice(args.device);
   load.trainable = true;
   std::shared_ptr<CausalLM> model;
-  const bool resuming = args.resume && std::filesystem::exists(args.output + "/resume/trainer_state.json");
+  const bool resuming = args.resume && HasPretrainCheckpoint(args.output);
   if (args.resume && !resuming) {
     std::cerr << "promptsweep: no checkpoint in " << args.output << "/resume; starting from scratch\n";
   }
   if (resuming) {
-    const ModelConfig config = ReadModelConfig(args.output);
-    const nlohmann::json state = ReadJsonFile(args.output + "/resume/trainer_state.json");
-    const auto checkpoint =
-        CheckpointReader::Open(args.output + "/resume/" + state.at("weights").get<std::string>());
-    model = CausalLM::Create(config, *checkpoint, load);
+    model = LoadPretrainCheckpoint(args.output, load);
   } else {
     model = CausalLM::CreateRandom(MakeConfig(args, *tokenizer, *separator), args.config.seed, load);
   }
@@ -128,7 +135,7 @@ void RunPretrain(PretrainArgs& args) {
   }
   const std::vector<int32_t> sample_ids = tokenizer->Encode(args.sample_text, /*add_special_tokens=*/false);
   PretrainHooks hooks;
-  hooks.stop = &g_stop;
+  hooks.stop = &stop;
   hooks.progress = [&](const PretrainProgress& p) {
     const double eta = p.tokens_per_second > 0
                            ? (p.max_steps - p.step) * args.config.batch_size * args.config.seq_length / p.tokens_per_second
@@ -151,7 +158,7 @@ void RunPretrain(PretrainArgs& args) {
     std::fflush(stdout);
   };
   const PerplexityResult final_eval = trainer.Run(hooks);
-  if (g_stop.load()) {
+  if (stop.load()) {
     std::printf("stopped by signal at step %lld; checkpoint in %s (continue with --resume)\n",
                 static_cast<long long>(trainer.step()), args.output.c_str());
     return;

@@ -28,6 +28,7 @@
 #include "engine/job_settings.h"
 #include "common/error.h"
 #include "common/file_util.h"
+#include "common/log.h"
 #include "coordinator/coordinator_server.h"
 
 extern char** environ;
@@ -190,7 +191,7 @@ void Run(const RunArgs& args) {
 
     const int64_t cores = std::max<int64_t>(1, static_cast<int64_t>(std::thread::hardware_concurrency()));
     const int64_t threads = args.threads > 0 ? args.threads : std::max<int64_t>(1, cores / args.workers);
-    std::vector<std::string> worker_args = {"promptsweep", "worker", "--coordinator",
+    std::vector<std::string> worker_args = {"promptsweep", "--log-level", LogLevelName(), "worker", "--coordinator",
                                             StrCat("127.0.0.1:", server.port()), "--threads", std::to_string(threads)};
     if (!args.device.empty()) {
       worker_args.push_back("--device");
@@ -198,8 +199,8 @@ void Run(const RunArgs& args) {
     }
     WorkerProcesses workers(worker_args, log_dir, token);
     for (int64_t i = 0; i < args.workers; ++i) workers.Start(static_cast<std::size_t>(i));
-    std::cerr << "started " << args.workers << " workers × " << threads << " threads (logs: " << log_dir.string()
-              << "/worker-*.log)" << std::endl;
+    Logger("run").info("started {} workers × {} threads (logs: {}/worker-*.log)", args.workers, threads,
+                       log_dir.string());
 
     const bool tty = isatty(STDERR_FILENO) != 0;
     int64_t restarts = 0;
@@ -218,7 +219,7 @@ void Run(const RunArgs& args) {
                    Clock::now() - last_print >= std::chrono::seconds(60)) {
           // A log file gets a line when jobs finish or start, else once a minute.
           last_counts = counts;
-          std::cerr << line << std::endl;
+          Logger("run").info("{}", line);
           last_print = Clock::now();
         }
       }
@@ -236,14 +237,14 @@ void Run(const RunArgs& args) {
                              log.string(), ":\n", LastLines(log, 5),
                              "run the same command again to resume the sweep"));
         }
-        std::cerr << (tty ? "\n" : "") << "promptsweep: worker " << index << " " << how << "; starting another (log "
-                  << log.string() << ")" << std::endl;
+        if (tty && !args.quiet) std::cerr << "\n";  // off the progress bar
+        Logger("run").warn("worker {} {}; starting another (log {})", index, how, log.string());
         workers.Start(index);
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(250));
     }
     if (tty && !args.quiet) std::cerr << "\n";
-    if (interrupted) std::cerr << "promptsweep: stopping the workers; running jobs hand back checkpoints" << std::endl;
+    if (interrupted) Logger("run").info("stopping the workers; running jobs hand back checkpoints");
     workers.StopAll(interrupted ? 120.0 : 10.0);
     server.Shutdown();
     status = scheduler.Status(sweep.name);

@@ -3,7 +3,6 @@
 // (--config); a flag overrides the file. Writes the PEFT adapter, the metrics
 // log (metrics.csv) and result.json into --output.
 #include <atomic>
-#include <csignal>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -14,6 +13,7 @@
 #include "engine/job_settings.h"
 #include "worker/train_job.h"
 #include "common/error.h"
+#include "common/signals.h"
 #include "engine/trainer.h"
 
 namespace promptsweep::cli {
@@ -26,28 +26,6 @@ struct TrainArgs {
   SettingFlags flags;
 };
 
-// SIGINT / SIGTERM ask the trainer to stop between steps (it then writes a
-// checkpoint). A lock-free atomic store is async-signal-safe.
-std::atomic<bool> g_stop_requested{false};
-extern "C" void RequestStop(int) { g_stop_requested.store(true); }
-
-class ScopedStopSignals {
- public:
-  ScopedStopSignals() {
-    g_stop_requested = false;
-    previous_int_ = std::signal(SIGINT, RequestStop);
-    previous_term_ = std::signal(SIGTERM, RequestStop);
-  }
-  ~ScopedStopSignals() {
-    std::signal(SIGINT, previous_int_);
-    std::signal(SIGTERM, previous_term_);
-  }
-
- private:
-  void (*previous_int_)(int) = SIG_DFL;
-  void (*previous_term_)(int) = SIG_DFL;
-};
-
 void Run(TrainArgs& args) {
   if (!args.config_path.empty()) args.flags.ApplyJobFile(args.config_path);
   args.flags.ApplyCommandLine();
@@ -56,7 +34,6 @@ void Run(TrainArgs& args) {
   const Engine engine = LoadEngine(args.job.model);
   TrainJob job(args.job, engine.model, *engine.tokenizer);
   TrainJobHooks hooks;
-  hooks.stop = &g_stop_requested;
   if (!args.quiet) {
     hooks.progress = [metric = job.metric()](const TrainProgress& progress) {
       if (progress.log_line) std::cerr << FormatProgressLine(progress, metric) << std::endl;
@@ -64,7 +41,9 @@ void Run(TrainArgs& args) {
   }
   TrainJobResult run;
   {
-    ScopedStopSignals signals;
+    // SIGINT / SIGTERM ask the trainer to stop between steps (it then writes a checkpoint).
+    const ScopedStopSignals signals;
+    hooks.stop = &signals.stop_requested();
     run = job.Run(hooks);
   }
 

@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "common/version.h"
 #include "common/file_util.h"
+#include "common/log.h"
 #include "client/proto_convert.h"
 #include "promptsweep.grpc.pb.h"
 
@@ -47,8 +48,11 @@ class CoordinatorClient::Impl {
   }
 
   // Calls `rpc(context)` until it succeeds or fails for good. Transient
-  // failures (coordinator unreachable) are retried with exponential backoff
-  // for up to reconnect_timeout_seconds.
+  // failures (coordinator unreachable, or its storage failing) are retried
+  // with exponential backoff for up to reconnect_timeout_seconds. Retrying is
+  // safe for every call: the coordinator changed nothing when it answered
+  // UNAVAILABLE, and a report repeated after a lost answer is refused as
+  // stale rather than counted twice (reports are keyed by attempt).
   template <typename Rpc>
   void Call(const char* what, double timeout_seconds, Rpc&& rpc) {
     const auto give_up = Clock::now() + std::chrono::duration_cast<Clock::duration>(
@@ -60,6 +64,8 @@ class CoordinatorClient::Impl {
       const grpc::Status status = rpc(context);
       if (status.ok()) return;
       if (!Transient(status) || Clock::now() >= give_up) throw CallError(what, status);
+      Logger("client").debug("{} to {}: {}; retrying in {} s", what, options_.address, status.error_message(),
+                             backoff);
       std::this_thread::sleep_for(std::chrono::duration<double>(backoff));
       backoff = std::min(backoff * 2.0, 5.0);
     }
@@ -75,6 +81,11 @@ class CoordinatorClient::Impl {
   Error CallError(const char* what, const grpc::Status& status) const {
     switch (status.error_code()) {
       case grpc::StatusCode::UNAVAILABLE:
+        if (status.error_message().rfind(kStorageFailurePrefix, 0) == 0) {
+          return Error(StrCat("coordinator at ", options_.address, " (", what, "): ", status.error_message(),
+                              "; retried for ", options_.reconnect_timeout_seconds,
+                              " s: free space or fix the disk of its state directory"));
+        }
         return Error(StrCat("cannot reach the coordinator at ", options_.address, " (", what, "): ",
                             status.error_message(), "; is `promptsweep coordinator` running there?"));
       case grpc::StatusCode::UNAUTHENTICATED:

@@ -15,6 +15,11 @@
 
 namespace promptsweep {
 
+// How the coordinator's UNAVAILABLE for its own failed storage (disk full, I/O
+// error; nothing was changed) begins, so that a client that retried in vain
+// says so rather than "cannot reach the coordinator".
+inline constexpr char kStorageFailurePrefix[] = "coordinator storage failure: ";
+
 struct ClientOptions {
   std::string address;  // host:port
   std::string token;    // empty: none

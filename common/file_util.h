@@ -10,19 +10,22 @@ namespace promptsweep {
 
 // Writes the concatenation of `parts` to `path` through a temporary file in the
 // same directory, fsync and rename(), so readers (and a crash) see the old
-// file or the new one, never half of one. Mode 0644. Throws Error naming the
-// path and the failed system call.
+// file or the new one, never half of one. Mode 0644. Throws IoError naming the
+// path and the failed system call (the machine's storage, whoever chose the path).
 void WriteFileAtomically(const std::string& path, const std::vector<std::string_view>& parts);
 inline void WriteFileAtomically(const std::string& path, std::string_view text) {
   WriteFileAtomically(path, std::vector<std::string_view>{text});
 }
 
-// The whole file at `path`, bytes as they are. Throws Error
-// "<path>: cannot read <what>: <reason>" (what: "the sweep file", ...).
+// The whole file at `path`, bytes as they are. Throws
+// "<path>: cannot read <what>: <reason>" (what: "the sweep file", ...): an
+// Error when the path cannot be opened for the path's sake (missing, a
+// directory, no permission), an IoError when the disk failed (EIO, a read
+// error after opening, too many open files).
 std::string ReadFile(const std::string& path, std::string_view what = "the file");
 
-// ReadFile of a PEM file (TLS key, certificate, CA): Error when it cannot be
-// read or has no -----BEGIN line; `what` names it ("CA certificate").
+// ReadFile of a PEM file (TLS key, certificate, CA): ReadFile's errors, and
+// Error when it has no -----BEGIN line; `what` names it ("CA certificate").
 std::string ReadPemFile(const std::string& path, const std::string& what);
 
 // strerror(error) as a string.

@@ -1,6 +1,7 @@
 #include "common/format.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <sstream>
@@ -32,6 +33,13 @@ std::string FormatTable(const std::vector<std::vector<std::string>>& rows) {
     text += "\n";
   }
   return text;
+}
+
+std::string FormatShortest(double value) {
+  if (std::isnan(value)) return "nan";
+  char buffer[32];  // the longest shortest form, "-2.2250738585072014e-308", is 24
+  const auto [end, ec] = std::to_chars(buffer, buffer + sizeof(buffer), value);
+  return std::string(buffer, ec == std::errc() ? end : buffer);
 }
 
 }  // namespace promptsweep

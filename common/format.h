@@ -13,4 +13,11 @@ std::string FormatDuration(double seconds);
 // usually the header); rows may be ragged only in having the same size.
 std::string FormatTable(const std::vector<std::vector<std::string>>& rows);
 
+// The shortest text that reads back as exactly `value` (std::to_chars without
+// a precision): "0.3", "1e-05", "1e+05", "123456.7", "-0"; "nan" for every NaN
+// (whatever its sign bit), "inf" and "-inf". The one formatter of doubles whose
+// text is data: drawn sweep values and trainer defaults (both hashed into job
+// ids) and metrics.csv values.
+std::string FormatShortest(double value);
+
 }  // namespace promptsweep

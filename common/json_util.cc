@@ -2,11 +2,10 @@
 
 #include <cmath>
 #include <cstdint>
-#include <fstream>
 #include <limits>
-#include <sstream>
 
 #include "common/error.h"
+#include "common/file_util.h"
 
 namespace promptsweep {
 namespace {
@@ -143,11 +142,16 @@ nlohmann::json ParseJson(std::string_view text, const std::string& where) {
 }
 
 nlohmann::json ReadJsonFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(StrCat(path, ": cannot open file for reading"));
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  return ParseJson(buffer.str(), path);
+  std::string text;
+  try {
+    text = ReadFile(path, "the JSON file");
+  } catch (const IoError&) {
+    throw;
+  } catch (const Error&) {
+    // This reader's message for a path that does not open (tests assert it).
+    throw Error(StrCat(path, ": cannot open file for reading"));
+  }
+  return ParseJson(text, path);
 }
 
 JsonObject::JsonObject(const nlohmann::json& value, std::string where)
@@ -244,6 +248,43 @@ JsonObject JsonObject::Object(const std::string& key) const {
   const nlohmann::json& v = Raw(key);
   if (!v.is_object()) Fail(key, StrCat("expected an object, found ", DescribeJson(v)));
   return JsonObject(v, StrCat(where_, ": ", key));
+}
+
+JsonNode::JsonNode(const nlohmann::json& value, std::string file) : JsonNode(value, std::move(file), "") {}
+
+JsonNode::JsonNode(const nlohmann::json& value, std::string file, std::string path)
+    : value_(&value), file_(std::move(file)), path_(std::move(path)) {}
+
+std::string JsonNode::Where() const { return path_.empty() ? file_ : StrCat(file_, ": ", path_); }
+
+void JsonNode::Fail(const std::string& message) const { throw Error(StrCat(Where(), ": ", message)); }
+
+JsonNode JsonNode::Child(const std::string& key) const {
+  static const nlohmann::json kNull;
+  if (!value_->is_object()) Fail(StrCat("expected a JSON object, found ", DescribeJson(*value_)));
+  const auto it = value_->find(key);
+  return JsonNode(it == value_->end() ? kNull : *it, file_, path_.empty() ? key : StrCat(path_, ".", key));
+}
+
+JsonNode JsonNode::At(std::size_t index) const {
+  if (index >= Array().size()) Fail(StrCat("no element ", index, " in an array of ", value_->size()));
+  return JsonNode((*value_)[index], file_, StrCat(path_, "[", index, "]"));
+}
+
+const nlohmann::json& JsonNode::Array() const {
+  if (!value_->is_array()) Fail(StrCat("expected an array, found ", DescribeJson(*value_)));
+  return *value_;
+}
+
+std::string JsonNode::String() const {
+  if (!value_->is_string()) Fail(StrCat("expected a string, found ", DescribeJson(*value_)));
+  return value_->get<std::string>();
+}
+
+JsonObject JsonNode::Object() const { return JsonObject(*value_, Where()); }
+
+std::string JsonQuoted(std::string_view s) {
+  return nlohmann::json(std::string(s)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace promptsweep

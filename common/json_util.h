@@ -3,6 +3,7 @@
 // carry file:line:col, and typed field access names the field and the file.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -69,5 +70,47 @@ class JsonObject {
   const nlohmann::json* value_;
   std::string where_;
 };
+
+// A JSON value and where it sits, for nested formats whose errors must name a
+// JSON path rather than one field: "tokenizer.json: model.merges[3]: ...".
+// Holds a pointer to the value: the parsed JSON must outlive every node.
+//   JsonNode root(json, "tokenizer.json");
+//   JsonNode merges = root.Child("model").Child("merges");
+//   for (size_t i = 0; i < merges.Array().size(); ++i) Use(merges.At(i));
+//   int64_t n = root.Child("model").Object().Int("n");  // field errors as JsonObject's
+class JsonNode {
+ public:
+  // The root value of `file`.
+  JsonNode(const nlohmann::json& value, std::string file);
+
+  const nlohmann::json& json() const { return *value_; }
+  bool IsNull() const { return value_->is_null(); }
+  // "file: path", or just "file" at the root.
+  std::string Where() const;
+  // Throws Error "Where(): message".
+  [[noreturn]] void Fail(const std::string& message) const;
+
+  // value[key], where a missing key reads as null. Throws unless an object.
+  JsonNode Child(const std::string& key) const;
+  // value[index]. Throws unless an array that long.
+  JsonNode At(std::size_t index) const;
+
+  // The value as an array or string; throws naming the path otherwise.
+  const nlohmann::json& Array() const;
+  std::string String() const;
+  // Typed fields; throws unless an object. Its errors read "Where(): field 'k': ...".
+  JsonObject Object() const;
+
+ private:
+  JsonNode(const nlohmann::json& value, std::string file, std::string path);
+
+  const nlohmann::json* value_;
+  std::string file_;
+  std::string path_;  // "model.merges[3]"; empty at the root
+};
+
+// `s` as a JSON string literal for messages ("a\nb" with the quotes); invalid
+// UTF-8 becomes U+FFFD instead of throwing.
+std::string JsonQuoted(std::string_view s);
 
 }  // namespace promptsweep

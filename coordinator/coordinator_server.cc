@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "common/file_util.h"
+#include "common/log.h"
 
 namespace promptsweep {
 
@@ -56,7 +57,14 @@ void CoordinatorServer::ExpireLoop() {
     stopped_cv_.wait_for(lock, std::chrono::duration<double>(period));
     if (stopped_) break;
     lock.unlock();
-    scheduler_.ExpireLeases();
+    try {
+      if (const int64_t expired = scheduler_.ExpireLeases(); expired > 0) {
+        Logger("coordinator").info("{} lease(s) expired without a heartbeat; their jobs are pending again", expired);
+      }
+    } catch (const std::exception& e) {
+      // A thread must not throw; the next round tries again (a full disk may clear).
+      Logger("coordinator").error("expiring leases failed: {}", e.what());
+    }
     lock.lock();
   }
 }

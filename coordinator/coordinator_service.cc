@@ -7,27 +7,49 @@
 #include <openssl/crypto.h>
 
 #include "common/error.h"
+#include "common/log.h"
 #include "common/version.h"
+#include "client/coordinator_client.h"
 #include "client/proto_convert.h"
 
 namespace promptsweep {
 namespace {
 
-// Runs `body`, turning a user-caused Error (bad sweep, unknown job) into
-// INVALID_ARGUMENT with the message, so the client prints it as it is.
+// Runs `body`; what it throws becomes the status (StatusOfException).
 template <typename Body>
-grpc::Status Forward(Body&& body) {
+grpc::Status Forward(const char* rpc, Body&& body) {
   try {
     body();
     return grpc::Status::OK;
-  } catch (const Error& e) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, e.what());
-  } catch (const std::exception& e) {
-    return grpc::Status(grpc::StatusCode::INTERNAL, StrCat("coordinator error: ", e.what()));
+  } catch (...) {
+    return StatusOfException(std::current_exception(), rpc);
   }
 }
 
 }  // namespace
+
+// IoError is UNAVAILABLE, not INVALID_ARGUMENT: nothing was wrong with the
+// request, and clients retry UNAVAILABLE with backoff. Retrying is safe: the
+// failed transaction changed nothing, and every call is idempotent (a report
+// is keyed by its attempt, a repeat of an applied one refused as stale; a
+// submit by job ids). Failures that are the coordinator's are logged here.
+grpc::Status StatusOfException(const std::exception_ptr& error, const char* rpc) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const IoError& e) {
+    Logger("coordinator").error("{}: storage failure (the client retries): {}", rpc, e.what());
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE, StrCat(kStorageFailurePrefix, e.what()));
+  } catch (const Error& e) {
+    Logger("coordinator").debug("{}: refused: {}", rpc, e.what());
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, e.what());
+  } catch (const std::exception& e) {
+    Logger("coordinator").error("{}: {}", rpc, e.what());
+    return grpc::Status(grpc::StatusCode::INTERNAL, StrCat("coordinator error: ", e.what()));
+  } catch (...) {
+    Logger("coordinator").error("{}: unknown exception", rpc);
+    return grpc::Status(grpc::StatusCode::INTERNAL, "coordinator error: unknown exception");
+  }
+}
 
 CoordinatorService::CoordinatorService(Scheduler& scheduler, ServiceOptions options)
     : scheduler_(scheduler), options_(std::move(options)) {}
@@ -60,7 +82,7 @@ grpc::Status CoordinatorService::RegisterWorker(grpc::ServerContext* context,
                                                 const v1::RegisterWorkerRequest* request,
                                                 v1::RegisterWorkerReply* reply) {
   if (grpc::Status status = Authorize(*context); !status.ok()) return status;
-  return Forward([&] {
+  return Forward("RegisterWorker", [&] {
     reply->set_worker_id(scheduler_.RegisterWorker(FromProto(*request)));
     const int64_t timeout_ms = static_cast<int64_t>(scheduler_.lease_timeout_seconds() * 1000.0);
     reply->set_lease_timeout_ms(timeout_ms);
@@ -79,7 +101,7 @@ grpc::Status CoordinatorService::LeaseJob(grpc::ServerContext* context, const v1
   const std::vector<std::string> models(request->loaded_models().begin(), request->loaded_models().end());
   const auto deadline = std::chrono::steady_clock::now() +
                         std::chrono::milliseconds(std::clamp<int64_t>(request->wait_ms(), 0, options_.max_lease_wait_ms));
-  return Forward([&] {
+  return Forward("LeaseJob", [&] {
     while (true) {
       if (std::optional<JobSpec> job = scheduler_.Lease(request->worker_id(), models)) {
         ToProto(*job, reply->mutable_job());
@@ -99,13 +121,14 @@ grpc::Status CoordinatorService::StreamProgress(grpc::ServerContext* context,
   v1::ProgressUpdate update;
   int64_t accepted = 0;
   int64_t rejected = 0;
-  while (reader->Read(&update)) {
-    const ReportAck ack = scheduler_.Progress(update.worker_id(), FromProto(update.lease()), FromProto(update));
-    ++(ack.accepted ? accepted : rejected);
-  }
-  reply->set_accepted(accepted);
-  reply->set_rejected(rejected);
-  return grpc::Status::OK;
+  return Forward("StreamProgress", [&] {
+    while (reader->Read(&update)) {
+      const ReportAck ack = scheduler_.Progress(update.worker_id(), FromProto(update.lease()), FromProto(update));
+      ++(ack.accepted ? accepted : rejected);
+    }
+    reply->set_accepted(accepted);
+    reply->set_rejected(rejected);
+  });
 }
 
 grpc::Status CoordinatorService::Heartbeat(grpc::ServerContext* context, const v1::HeartbeatRequest* request,
@@ -117,7 +140,7 @@ grpc::Status CoordinatorService::Heartbeat(grpc::ServerContext* context, const v
   }
   std::vector<LeaseRef> held;
   for (const v1::LeaseRef& lease : request->leases()) held.push_back(FromProto(lease));
-  return Forward([&] {
+  return Forward("Heartbeat", [&] {
     for (const LeaseRef& lease : scheduler_.Heartbeat(request->worker_id(), held)) {
       ToProto(lease, reply->add_revoked());
     }
@@ -127,7 +150,7 @@ grpc::Status CoordinatorService::Heartbeat(grpc::ServerContext* context, const v
 grpc::Status CoordinatorService::ReportResult(grpc::ServerContext* context, const v1::ReportResultRequest* request,
                                               v1::ReportReply* reply) {
   if (grpc::Status status = Authorize(*context); !status.ok()) return status;
-  return Forward([&] {
+  return Forward("ReportResult", [&] {
     const ReportAck ack = scheduler_.ReportResult(request->worker_id(), FromProto(request->lease()), FromProto(*request));
     reply->set_accepted(ack.accepted);
     reply->set_reason(ack.reason);
@@ -137,7 +160,7 @@ grpc::Status CoordinatorService::ReportResult(grpc::ServerContext* context, cons
 grpc::Status CoordinatorService::ReportCheckpoint(grpc::ServerContext* context,
                                                   const v1::ReportCheckpointRequest* request, v1::ReportReply* reply) {
   if (grpc::Status status = Authorize(*context); !status.ok()) return status;
-  return Forward([&] {
+  return Forward("ReportCheckpoint", [&] {
     const ReportAck ack = scheduler_.ReportCheckpoint(request->worker_id(), FromProto(request->lease()),
                                                       request->checkpoint(), request->step());
     reply->set_accepted(ack.accepted);
@@ -148,7 +171,7 @@ grpc::Status CoordinatorService::ReportCheckpoint(grpc::ServerContext* context,
 grpc::Status CoordinatorService::SubmitSweep(grpc::ServerContext* context, const v1::SubmitSweepRequest* request,
                                              v1::SubmitSweepReply* reply) {
   if (grpc::Status status = Authorize(*context); !status.ok()) return status;
-  return Forward([&] {
+  return Forward("SubmitSweep", [&] {
     const SubmitResult result = scheduler_.Submit(FromProto(*request));
     reply->set_sweep(result.sweep);
     reply->set_output_dir(result.output_dir);
@@ -160,7 +183,7 @@ grpc::Status CoordinatorService::SubmitSweep(grpc::ServerContext* context, const
 grpc::Status CoordinatorService::GetSweepStatus(grpc::ServerContext* context, const v1::SweepStatusRequest* request,
                                                 v1::SweepStatusReply* reply) {
   if (grpc::Status status = Authorize(*context); !status.ok()) return status;
-  return Forward([&] {
+  return Forward("GetSweepStatus", [&] {
     if (request->sweep().empty()) {
       for (const std::string& name : scheduler_.SweepNames()) reply->add_sweeps(name);
       return;
@@ -172,7 +195,7 @@ grpc::Status CoordinatorService::GetSweepStatus(grpc::ServerContext* context, co
 grpc::Status CoordinatorService::CancelSweep(grpc::ServerContext* context, const v1::CancelSweepRequest* request,
                                              v1::CancelSweepReply* reply) {
   if (grpc::Status status = Authorize(*context); !status.ok()) return status;
-  return Forward([&] {
+  return Forward("CancelSweep", [&] {
     const std::vector<std::string> ids(request->job_ids().begin(), request->job_ids().end());
     reply->set_cancelled(scheduler_.Cancel(request->sweep(), ids));
   });

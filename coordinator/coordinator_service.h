@@ -3,6 +3,7 @@
 // Scheduler, which holds every decision.
 #pragma once
 
+#include <exception>
 #include <string>
 
 #include <grpcpp/grpcpp.h>
@@ -21,6 +22,12 @@ struct ServiceOptions {
 
 // Thread-safe: gRPC calls its methods from many threads; the scheduler
 // serialises what needs it.
+// The status a call answers when its handler threw `error` (rpc: the call's
+// name, for the log): Error -> INVALID_ARGUMENT; IoError (the coordinator's
+// storage) -> UNAVAILABLE starting with kStorageFailurePrefix, which clients
+// retry; InternalError and anything else -> INTERNAL.
+grpc::Status StatusOfException(const std::exception_ptr& error, const char* rpc);
+
 class CoordinatorService final : public v1::Coordinator::Service {
  public:
   CoordinatorService(Scheduler& scheduler, ServiceOptions options);

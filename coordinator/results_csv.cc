@@ -55,17 +55,6 @@ void AppendToFile(const std::string& path, const std::string& header, const std:
 
 }  // namespace
 
-std::string CsvField(std::string_view text) {
-  if (text.find_first_of(",\"\r\n") == std::string_view::npos) return std::string(text);
-  std::string quoted = "\"";
-  for (const char c : text) {
-    if (c == '"') quoted += '"';
-    quoted += c;
-  }
-  quoted += '"';
-  return quoted;
-}
-
 std::string CsvNumber(double value) {
   // One spelling for NaN whatever its sign bit (glibc prints "-nan"), so a
   // rewritten file equals the appended one.
@@ -114,20 +103,10 @@ std::string ResultsCsv::ResultsLine(const ResultRow& row) const {
   return line;
 }
 
-std::string ResultsCsv::MetricsHeader() { return "job_id,step,split,metric,value\n"; }
+std::string ResultsCsv::MetricsHeader() { return MetricsCsvHeader(/*with_job_id=*/true); }
 
 std::string ResultsCsv::MetricsLines(const std::string& job_id, const std::vector<MetricRow>& rows) {
-  const std::string id = CsvField(job_id);
-  std::string lines;
-  for (const MetricRow& row : rows) {
-    lines += id;
-    lines += "," + std::to_string(row.step);
-    lines += "," + CsvField(row.split);
-    lines += "," + CsvField(row.metric);
-    lines += "," + CsvNumber(row.value);
-    lines += '\n';
-  }
-  return lines;
+  return MetricsCsvLines(rows, job_id);
 }
 
 void ResultsCsv::Rewrite(const std::vector<FinishedJobRows>& jobs) const {

@@ -7,8 +7,9 @@
 //   metrics.csv: job_id,step,split,metric,value
 //
 // RFC 4180: a field holding a comma, quote, CR or LF is quoted, quotes
-// doubled; lines end in LF. Metric and report values are printed with %.10g,
-// integers plain, a missing value as an empty field.
+// doubled; lines end in LF. results.csv values are printed with %.10g,
+// integers plain, a missing value as an empty field; metrics.csv rows are
+// common/csv.h's, the format `promptsweep train` writes (shortest round trip).
 //
 // The scheduler appends a finished job's rows after its SQLite commit and
 // rewrites both files from SQLite when it opens; so a crash between the two
@@ -24,6 +25,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/csv.h"  // CsvField, the metrics.csv rows
 #include "common/job.h"
 
 namespace promptsweep {
@@ -50,8 +52,6 @@ struct FinishedJobRows {
   std::vector<MetricRow> metrics;
 };
 
-// RFC 4180 field: quoted when it holds , " CR or LF.
-std::string CsvField(std::string_view text);
 // %.10g: enough digits for any metric, short for the usual ones (0.75, 1e-05).
 std::string CsvNumber(double value);
 

@@ -17,7 +17,10 @@
 //     neither partial nor duplicate rows.
 //
 // Thread safety: every public method may be called from any thread (one
-// internal mutex).
+// internal mutex; adapter, checkpoint and CSV bytes are written outside it).
+//
+// Inside (scheduler.cc): JobTable (state machine, memory), SqliteStore (the
+// database and the state-directory lock), ResultsSink (the files).
 #pragma once
 
 #include <chrono>

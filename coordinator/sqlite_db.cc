@@ -78,6 +78,8 @@ bool SqliteStatement::Step() {
   const std::string message = StrCat(db_->path(), ": cannot run ", sqlite3_sql(statement_), ": ",
                                      sqlite3_errmsg(sqlite3_db_handle(statement_)));
   Reset();
+  // The disk, not the statement: IoError, which callers may retry.
+  if ((rc & 0xff) == SQLITE_IOERR || (rc & 0xff) == SQLITE_FULL || (rc & 0xff) == SQLITE_CANTOPEN) throw IoError(message);
   throw Error(message);
 }
 

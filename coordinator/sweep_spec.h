@@ -100,9 +100,6 @@ Sweep ParseSweep(const std::string& text, const std::string& path, const SweepSc
 // First 16 hex digits of the SHA-256 of the canonical JSON of `settings`.
 std::string JobId(const JobSettings& settings);
 
-// A `promptsweep train --config` job file: every setting plus `output`.
-std::string JobFileYaml(const JobSettings& settings, const std::string& output);
-
 // "48 jobs: 1 learning_rate × 4 num_virtual_tokens × 4 init × 3 seeds"
 std::string SweepSummary(const Sweep& sweep);
 

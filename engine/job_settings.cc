@@ -1,8 +1,9 @@
 #include "engine/job_settings.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdlib>
 #include <filesystem>
-#include <sstream>
 #include <type_traits>
 #include <thread>
 
@@ -11,6 +12,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "common/error.h"
+#include "common/format.h"
 #include "engine/trainer.h"
 
 namespace promptsweep {
@@ -77,18 +79,6 @@ std::vector<Setting> HyperparameterSettings(TrainerConfig& config) {
   return settings;
 }
 
-// The shortest text that reads back as `value` ("0.3", "1e-05").
-std::string DoubleText(double value) {
-  std::string text;
-  for (int precision = 6; precision <= 17; ++precision) {
-    std::ostringstream out;
-    out.precision(precision);
-    out << value;
-    text = out.str();
-    if (std::stod(text) == value) break;
-  }
-  return text;
-}
 
 
 // `parse(text, &used)` (a std::sto* function) that must consume the whole text.
@@ -143,7 +133,7 @@ TrainerOption NumberOption(std::string name, std::string help, T& (*field)(Train
   auto get = [field](const TrainerConfig& c) {
     TrainerConfig copy = c;  // `field` takes a mutable config
     if constexpr (std::is_same_v<T, double>) {
-      return DoubleText(field(copy));
+      return FormatShortest(field(copy));  // hashed into job ids (defaults)
     } else {
       return std::to_string(field(copy));
     }
@@ -525,5 +515,49 @@ SweepSchema TrainSweepSchema() {
 }
 
 Sweep ReadTrainSweep(const std::string& path) { return ReadSweep(path, TrainSweepSchema()); }
+
+// ---- Job files (the writer; SettingFlags::ApplyJobFile reads them) ----------
+namespace {
+
+// A finite number written the way YAML reads one back as a number.
+bool IsPlainNumber(const std::string& text) {
+  if (text.empty()) return false;
+  char* end = nullptr;
+  const double value = std::strtod(text.c_str(), &end);
+  return end == text.c_str() + text.size() && std::isfinite(value);
+}
+
+}  // namespace
+
+std::string JobFileYaml(const JobSettings& settings, const std::string& output) {
+  YAML::Emitter out;
+  // Strings double-quoted, so "null", "~", "yes", leading spaces and newlines
+  // read back as the same text; plain numbers stay plain.
+  auto value = [&](const std::string& text) {
+    if (IsPlainNumber(text) && text.find_first_not_of("0123456789.eE+-") == std::string::npos) {
+      out << text;
+    } else {
+      out << YAML::DoubleQuoted << text;
+    }
+  };
+  out << YAML::BeginMap;
+  out << YAML::Key << "output" << YAML::Value;
+  value(output);
+  for (const auto& [name, text] : settings.values) {
+    out << YAML::Key << name << YAML::Value;
+    value(text);
+    if (name == "task" && !settings.verbalizer.empty()) {
+      out << YAML::Key << "verbalizer" << YAML::Value << YAML::BeginMap;
+      for (const auto& [label, words] : settings.verbalizer) {
+        out << YAML::Key << YAML::DoubleQuoted << label << YAML::Value;
+        value(words);
+      }
+      out << YAML::EndMap;
+    }
+  }
+  out << YAML::EndMap;
+  PS_CHECK(out.good(), out.GetLastError());
+  return std::string(out.c_str()) + "\n";
+}
 
 }  // namespace promptsweep

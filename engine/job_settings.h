@@ -171,4 +171,10 @@ SweepSchema TrainSweepSchema();
 // Reads and validates a sweep file with TrainSweepSchema (plan, submit, run).
 Sweep ReadTrainSweep(const std::string& path);
 
+// ---- Job files ----------------------------------------------------------------
+// A `promptsweep train --config` job file: every setting plus `output`, values
+// double-quoted unless plain numbers, so the reader (SettingFlags::ApplyJobFile)
+// gets back the same texts and so the same job.
+std::string JobFileYaml(const JobSettings& settings, const std::string& output);
+
 }  // namespace promptsweep

@@ -7,7 +7,6 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <random>
 #include <sstream>
 #include <utility>
@@ -32,14 +31,6 @@ uint64_t SplitMix64(uint64_t x) {
 }
 
 bool IsBlank(const std::string& line) { return line.find_first_not_of(" \t\r\f\v") == std::string::npos; }
-
-std::string ReadWholeFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(StrCat(path, ": cannot read: ", ErrnoText(errno)));
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 // Next-token cross-entropy summed over the windows [B, T + 1].
 torch::Tensor WindowLossSum(const CausalLM& model, const torch::Tensor& windows) {
@@ -75,31 +66,83 @@ nlohmann::json ConfigToJson(const PretrainConfig& c) {
           {"seed", c.seed}};
 }
 
+// DIR/resume/trainer_state.json, checked to be one SaveCheckpoint wrote: a
+// directory that is something else is an Error naming the file, not a crash.
+std::string ResumeStatePath(const std::string& output_dir) { return output_dir + "/resume/trainer_state.json"; }
+
+nlohmann::json ReadResumeState(const std::string& output_dir) {
+  const std::string path = ResumeStatePath(output_dir);
+  const nlohmann::json state = ReadJsonFile(path);
+  const auto fail = [&](const std::string& what) {
+    throw Error(StrCat(path, ": not a pretraining checkpoint (", what,
+                       "); resume with the --output of an earlier `promptsweep pretrain`, or drop --resume"));
+  };
+  if (!state.is_object()) fail("not a JSON object");
+  for (const char* key : {"weights", "optimizer"}) {
+    if (!state.contains(key) || !state[key].is_string()) fail(StrCat("no file name \"", key, "\""));
+    const std::string file = state[key].get<std::string>();
+    if (file.empty() || file.find('/') != std::string::npos) fail(StrCat("\"", key, "\" is not a file name"));
+    if (!fs::exists(output_dir + "/resume/" + file)) fail(StrCat("its ", key, " file ", file, " is missing"));
+  }
+  if (!state.contains("step") || !state["step"].is_number_integer() || state["step"].get<int64_t>() < 0) {
+    fail("no step");
+  }
+  if (!state.contains("config") || !state["config"].is_object()) fail("no config");
+  const nlohmann::json history = state.value("heldout_perplexity", nlohmann::json::array());
+  if (!history.is_array()) fail("heldout_perplexity is not a list");
+  for (const nlohmann::json& entry : history) {
+    if (!entry.is_object() || !entry.contains("step") || !entry["step"].is_number_integer() ||
+        !entry.contains("perplexity") || !entry["perplexity"].is_number()) {
+      fail("a heldout_perplexity entry is not {step, perplexity}");
+    }
+  }
+  return state;
+}
+
 }  // namespace
 
+std::string PretrainCheckpointWeights(const std::string& output_dir) {
+  return output_dir + "/resume/" + ReadResumeState(output_dir).at("weights").get<std::string>();
+}
+
+bool HasPretrainCheckpoint(const std::string& output_dir) { return fs::exists(ResumeStatePath(output_dir)); }
+
+std::shared_ptr<CausalLM> LoadPretrainCheckpoint(const std::string& output_dir, const ModelLoadOptions& load) {
+  const std::string weights = PretrainCheckpointWeights(output_dir);  // Error unless a checkpoint
+  const ModelConfig config = ReadModelConfig(output_dir);
+  const auto checkpoint = CheckpointReader::Open(weights);
+  return CausalLM::Create(config, *checkpoint, load);
+}
+
 void ValidatePretrainConfig(const PretrainConfig& c) {
-  PS_CHECK(c.seq_length >= 1, "seq_length must be >= 1, got ", c.seq_length);
-  PS_CHECK(c.batch_size >= 1, "batch_size must be >= 1, got ", c.batch_size);
-  PS_CHECK(c.max_steps >= 1, "max_steps must be >= 1, got ", c.max_steps);
-  PS_CHECK(c.learning_rate > 0 && std::isfinite(c.learning_rate), "learning_rate must be > 0, got ",
-           c.learning_rate);
-  PS_CHECK(c.min_lr_ratio >= 0 && c.min_lr_ratio <= 1, "min_lr_ratio must be in [0, 1], got ", c.min_lr_ratio);
-  PS_CHECK(c.warmup_steps >= 0, "warmup_steps must be >= 0, got ", c.warmup_steps);
-  PS_CHECK(c.weight_decay >= 0, "weight_decay must be >= 0, got ", c.weight_decay);
-  PS_CHECK(c.beta1 >= 0 && c.beta1 < 1, "beta1 must be in [0, 1), got ", c.beta1);
-  PS_CHECK(c.beta2 >= 0 && c.beta2 < 1, "beta2 must be in [0, 1), got ", c.beta2);
-  PS_CHECK(c.max_grad_norm >= 0, "max_grad_norm must be >= 0 (0 = off), got ", c.max_grad_norm);
-  PS_CHECK(c.eval_every >= 0, "eval_every must be >= 0, got ", c.eval_every);
-  PS_CHECK(c.eval_max_tokens >= 0, "eval_max_tokens must be >= 0, got ", c.eval_max_tokens);
-  PS_CHECK(c.checkpoint_every >= 0, "checkpoint_every must be >= 0, got ", c.checkpoint_every);
-  PS_CHECK(c.log_every >= 1, "log_every must be >= 1, got ", c.log_every);
-  PS_CHECK(c.save_dtype == "float32" || c.save_dtype == "bfloat16", "save dtype must be float32 or bfloat16, got '",
-           c.save_dtype, "'");
+  // User settings (the pretrain flags): Error naming the setting and its flag.
+  const auto require = [](bool ok, const std::string& what, const char* flag = "") {
+    if (!ok) throw Error(*flag != '\0' ? StrCat(what, " (", flag, ")") : what);
+  };
+  require(c.seq_length >= 1, StrCat("seq_length must be >= 1, got ", c.seq_length), "--seq-length");
+  require(c.batch_size >= 1, StrCat("batch_size must be >= 1, got ", c.batch_size), "--batch-size");
+  require(c.max_steps >= 1, StrCat("max_steps must be >= 1, got ", c.max_steps), "--max-steps");
+  require(c.learning_rate > 0 && std::isfinite(c.learning_rate),
+          StrCat("learning_rate must be > 0, got ", c.learning_rate), "--learning-rate");
+  require(c.min_lr_ratio >= 0 && c.min_lr_ratio <= 1, StrCat("min_lr_ratio must be in [0, 1], got ", c.min_lr_ratio),
+          "--min-lr-ratio");
+  require(c.warmup_steps >= 0, StrCat("warmup_steps must be >= 0, got ", c.warmup_steps), "--warmup-steps");
+  require(c.weight_decay >= 0, StrCat("weight_decay must be >= 0, got ", c.weight_decay), "--weight-decay");
+  require(c.beta1 >= 0 && c.beta1 < 1, StrCat("beta1 must be in [0, 1), got ", c.beta1));
+  require(c.beta2 >= 0 && c.beta2 < 1, StrCat("beta2 must be in [0, 1), got ", c.beta2));
+  require(c.max_grad_norm >= 0, StrCat("max_grad_norm must be >= 0 (0 = off), got ", c.max_grad_norm),
+          "--max-grad-norm");
+  require(c.eval_every >= 0, StrCat("eval_every must be >= 0, got ", c.eval_every), "--eval-every");
+  require(c.eval_max_tokens >= 0, StrCat("eval_max_tokens must be >= 0, got ", c.eval_max_tokens), "--eval-tokens");
+  require(c.checkpoint_every >= 0, StrCat("checkpoint_every must be >= 0, got ", c.checkpoint_every),
+          "--checkpoint-every");
+  require(c.log_every >= 1, StrCat("log_every must be >= 1, got ", c.log_every), "--log-every");
+  require(c.save_dtype == "float32" || c.save_dtype == "bfloat16",
+          StrCat("save dtype must be float32 or bfloat16, got '", c.save_dtype, "'"), "--save-dtype");
 }
 
 std::vector<int32_t> TokenizeCorpus(const std::string& path, const Tokenizer& tokenizer, int32_t separator_id) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(StrCat(path, ": cannot read: ", ErrnoText(errno)));
+  std::istringstream in(ReadFile(path, "the text file"));
   std::vector<int32_t> tokens;
   std::string document;
   const auto flush = [&] {
@@ -118,7 +161,6 @@ std::vector<int32_t> TokenizeCorpus(const std::string& path, const Tokenizer& to
     if (!document.empty()) document += '\n';
     document += line;
   }
-  if (in.bad()) throw Error(StrCat(path, ": read error: ", ErrnoText(errno)));
   flush();
   if (tokens.empty()) throw Error(StrCat(path, ": no text (documents are separated by blank lines)"));
   return tokens;
@@ -126,9 +168,12 @@ std::vector<int32_t> TokenizeCorpus(const std::string& path, const Tokenizer& to
 
 PerplexityResult EvaluatePerplexity(const CausalLM& model, const std::vector<int32_t>& tokens, int64_t window,
                                     int64_t max_tokens, int64_t batch_size) {
-  PS_CHECK(window >= 1, "perplexity window must be >= 1, got ", window);
+  if (window < 1) throw Error(StrCat("the perplexity window must be >= 1 token, got ", window, " (--window)"));
   PS_CHECK(batch_size >= 1, "perplexity batch size must be >= 1, got ", batch_size);
-  PS_CHECK(tokens.size() >= 2, "perplexity needs at least 2 tokens, got ", tokens.size());
+  if (tokens.size() < 2) {
+    throw Error(StrCat("perplexity needs a text of at least 2 tokens, got ", tokens.size(),
+                       " (counting the separator before each document)"));
+  }
   torch::NoGradGuard no_grad;
   int64_t available = static_cast<int64_t>(tokens.size()) - 1;  // predicted tokens
   if (max_tokens > 0) available = std::min(available, max_tokens);
@@ -180,7 +225,7 @@ void SaveHfModel(const CausalLM& model, const std::string& tokenizer_path, const
   if (config.eos_token_ids.size() > 1) generation["eos_token_id"] = config.eos_token_ids;
   WriteFileAtomically(dir + "/generation_config.json", generation.dump(2) + "\n");
   if (fs::absolute(tokenizer_path) != fs::absolute(dir + "/tokenizer.json")) {
-    WriteFileAtomically(dir + "/tokenizer.json", ReadWholeFile(tokenizer_path));
+    WriteFileAtomically(dir + "/tokenizer.json", ReadFile(tokenizer_path, "the tokenizer"));
   }
 }
 
@@ -195,14 +240,24 @@ Pretrainer::Pretrainer(std::shared_ptr<CausalLM> model, const Tokenizer& tokeniz
       heldout_tokens_(std::move(heldout_tokens)),
       output_dir_(std::move(output_dir)) {
   ValidatePretrainConfig(config_);
-  PS_CHECK(static_cast<int64_t>(train_tokens_.size()) > config_.seq_length + 1, "the training text has ",
-           train_tokens_.size(), " tokens, fewer than one window of seq_length + 1 = ", config_.seq_length + 1);
-  PS_CHECK(heldout_tokens_.size() >= 2, "the held-out text needs at least 2 tokens");
+  if (static_cast<int64_t>(train_tokens_.size()) <= config_.seq_length + 1) {
+    throw Error(StrCat("the training text (--train) has ", train_tokens_.size(),
+                       " tokens, fewer than one window (--seq-length + 1 = ", config_.seq_length + 1,
+                       ") and the token after it: give more text or a smaller --seq-length"));
+  }
+  if (heldout_tokens_.size() < 2) {
+    throw Error(StrCat("the held-out text (--heldout) has ", heldout_tokens_.size(),
+                       " token(s); perplexity needs at least 2"));
+  }
   const int64_t vocab = model_->config().vocab_size;
   for (const std::vector<int32_t>* stream : {&train_tokens_, &heldout_tokens_}) {
     for (const int32_t id : *stream) {
-      PS_CHECK(id >= 0 && id < vocab, "token id ", id, " outside the model's vocabulary [0, ", vocab,
-               "): the tokenizer does not match the model config");
+      if (id < 0 || id >= vocab) {
+        throw Error(StrCat("token id ", id, " is outside the model's vocabulary [0, ", vocab, ") in the ",
+                           stream == &train_tokens_ ? "training" : "held-out",
+                           " text: the tokenizer does not match the model (resume with the tokenizer the "
+                           "checkpoint was made with, or use another --output)"));
+      }
     }
   }
   std::vector<torch::Tensor> decay;
@@ -273,8 +328,8 @@ void Pretrainer::SaveCheckpoint() const {
 
 void Pretrainer::Resume() {
   const std::string resume_dir = output_dir_ + "/resume";
-  const std::string state_path = resume_dir + "/trainer_state.json";
-  const nlohmann::json state = ReadJsonFile(state_path);
+  const std::string state_path = ResumeStatePath(output_dir_);
+  const nlohmann::json state = ReadResumeState(output_dir_);
   const nlohmann::json expected = ConfigToJson(config_);
   for (const auto& [key, value] : expected.items()) {
     if (key == "max_steps") continue;  // a run may be extended
@@ -289,7 +344,13 @@ void Pretrainer::Resume() {
                        " tokens of text, this run's text has ", train_tokens_.size(),
                        "; resume with the same corpus and tokenizer"));
   }
-  torch::load(*optimizer_, resume_dir + "/" + state.at("optimizer").get<std::string>());
+  const std::string optimizer_path = resume_dir + "/" + state.at("optimizer").get<std::string>();
+  try {
+    torch::load(*optimizer_, optimizer_path);
+  } catch (const c10::Error& e) {
+    throw Error(StrCat(optimizer_path, ": cannot load the optimizer state (", e.what_without_backtrace(),
+                       "); the checkpoint is damaged or from another model shape: use another --output"));
+  }
   step_ = state.at("step").get<int64_t>();
   heldout_history_.clear();
   for (const auto& entry : state.value("heldout_perplexity", nlohmann::json::array())) {

@@ -19,6 +19,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,20 @@ struct PretrainConfig {
 
 // Throws Error naming the first invalid setting.
 void ValidatePretrainConfig(const PretrainConfig& config);
+
+// The weights file of the checkpoint in output_dir/resume (the one Pretrainer
+// resumes from). Error naming trainer_state.json when output_dir holds no
+// pretraining checkpoint, or a damaged one.
+std::string PretrainCheckpointWeights(const std::string& output_dir);
+
+// Whether output_dir holds a pretraining checkpoint to resume from
+// (resume/trainer_state.json exists; it may still be damaged).
+bool HasPretrainCheckpoint(const std::string& output_dir);
+
+// The model of the checkpoint in output_dir (its config.json and the resume
+// weights), built with `load`, for a Pretrainer that then calls Resume().
+// Error naming trainer_state.json for a damaged or missing checkpoint.
+std::shared_ptr<CausalLM> LoadPretrainCheckpoint(const std::string& output_dir, const ModelLoadOptions& load);
 
 // The token stream of a text file: documents are separated by blank lines
 // (a run of lines with only whitespace); each becomes [sep] + Encode(doc).

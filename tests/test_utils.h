@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "common/file_util.h"
 #include "common/json_util.h"
 #include "common/task_data.h"
 #include "common/tokenizer.h"
@@ -53,12 +54,8 @@ inline void WriteFileBytes(const std::string& path, const std::string& bytes) {
   if (!out) throw std::runtime_error("cannot write " + path);
 }
 
-// The whole content of `path` (binary).
-inline std::string ReadFileBytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot read " + path);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
+// The whole content of `path` (binary); ReadFile's Error when it cannot be read.
+inline std::string ReadFileBytes(const std::string& path) { return ReadFile(path, "a test file"); }
 
 // Message of the promptsweep::Error `fn` throws; fails the test if it throws none.
 template <typename Fn>

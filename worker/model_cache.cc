@@ -6,13 +6,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <iostream>
 #include <limits>
 
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
 #include "common/job.h"
+#include "common/log.h"
 #include "common/safetensors.h"
 
 namespace promptsweep {
@@ -136,7 +136,7 @@ std::shared_ptr<const LoadedModel> ModelCache::Get(const ModelSpec& spec) {
     if (options_.warn) {
       options_.warn(warning);
     } else {
-      std::cerr << "promptsweep: warning: " << warning << std::endl;
+      Logger("worker").warn("{}", warning);
     }
   }
   return model;

@@ -56,7 +56,7 @@ class ModelCache {
  public:
   struct Options {
     int64_t memory_budget_bytes = 0;  // 0: unlimited
-    // Where the over-budget warning goes; default: stderr, "promptsweep: warning: ...".
+    // Where the over-budget warning goes; default: the log (common/log.h), level warn.
     std::function<void(const std::string& message)> warn;
   };
   explicit ModelCache(Options options);

@@ -2,12 +2,12 @@
 
 #include <chrono>
 #include <condition_variable>
-#include <iostream>
 #include <mutex>
 #include <thread>
 #include <utility>
 
 #include "common/error.h"
+#include "common/log.h"
 
 namespace promptsweep {
 namespace {
@@ -58,11 +58,19 @@ SweepWorker::SweepWorker(SweepWorkerOptions options, JobExecutor train,
       loaded_models_(std::move(loaded_models)),
       client_(options_.client) {}
 
-void SweepWorker::Log(const std::string& line) const {
+void SweepWorker::Log(Level level, const std::string& line) const {
   if (options_.log) {
     options_.log(line);
-  } else {
-    std::cerr << line << std::endl;
+    return;
+  }
+  spdlog::logger& logger = Logger(worker_id_.empty() ? std::string("worker") : StrCat("worker ", worker_id_));
+  switch (level) {
+    case Level::kInfo:
+      logger.info("{}", line);
+      break;
+    case Level::kWarn:
+      logger.warn("{}", line);
+      break;
   }
 }
 
@@ -70,7 +78,7 @@ void SweepWorker::Register() {
   const RegisterReply reply = client_.RegisterWorker(options_.info, loaded_models_ ? loaded_models_() : std::vector<std::string>{});
   worker_id_ = reply.worker_id;
   heartbeat_interval_ms_ = reply.heartbeat_interval_ms;
-  Log(StrCat("worker ", worker_id_, ": registered with ", client_.address(), " (", options_.info.ranks,
+  Log(Level::kInfo, StrCat("registered with ", client_.address(), " (", options_.info.ranks,
              options_.info.ranks == 1 ? " rank" : " ranks", ", heartbeat every ", heartbeat_interval_ms_, " ms)"));
 }
 
@@ -95,7 +103,7 @@ SweepWorkerSummary SweepWorker::Run(const std::atomic<bool>& shutdown) {
     const std::vector<std::string> models = loaded_models_ ? loaded_models_() : std::vector<std::string>{};
     const LeaseReply lease = client_.LeaseJob(worker_id_, models, options_.lease_wait_ms);
     if (lease.unknown_worker) {
-      Log(StrCat("worker ", worker_id_, ": the coordinator does not know this worker; registering again"));
+      Log(Level::kWarn, "the coordinator does not know this worker; registering again");
       Register();
       continue;
     }
@@ -103,7 +111,7 @@ SweepWorkerSummary SweepWorker::Run(const std::atomic<bool>& shutdown) {
     RunJob(*lease.job, shutdown, summary);
     idle_since = Clock::now();
   }
-  Log(StrCat("worker ", worker_id_, ": exiting (", summary.exit_reason, ") after ", summary.jobs, " jobs",
+  Log(Level::kInfo, StrCat("exiting (", summary.exit_reason, ") after ", summary.jobs, " jobs",
              summary.preempted > 0 ? StrCat(", ", summary.preempted, " preempted") : std::string()));
   return summary;
 }
@@ -111,7 +119,7 @@ SweepWorkerSummary SweepWorker::Run(const std::atomic<bool>& shutdown) {
 void SweepWorker::RunJob(const JobSpec& job, const std::atomic<bool>& shutdown, SweepWorkerSummary& summary) {
   const LeaseRef lease{job.sweep, job.job_id, job.attempt};
   const std::string name = StrCat("job ", job.job_id, " attempt ", job.attempt);
-  Log(StrCat("worker ", worker_id_, ": ", name, " (", job.kind, job.checkpoint.empty() ? "" : ", resuming", ")"));
+  Log(Level::kInfo, StrCat("leased ", name, " (", job.kind, job.checkpoint.empty() ? "" : ", resuming", ")"));
 
   std::atomic<bool> stop{false};
   std::atomic<bool> preempt{false};
@@ -143,8 +151,8 @@ void SweepWorker::RunJob(const JobSpec& job, const std::atomic<bool>& shutdown, 
           revoked = true;
           stop = true;
         }
-      } catch (const Error& e) {
-        Log(StrCat("worker ", worker_id_, ": heartbeat failed: ", e.what()));
+      } catch (const std::exception& e) {  // this thread must not throw; the next beat tries again
+        Log(Level::kWarn, StrCat("heartbeat failed: ", e.what()));
       }
       lock.lock();
     }
@@ -190,7 +198,7 @@ void SweepWorker::RunJob(const JobSpec& job, const std::atomic<bool>& shutdown, 
   heartbeat.join();
 
   if (revoked.load()) {
-    Log(StrCat("worker ", worker_id_, ": ", name, ": lease revoked by the coordinator (cancelled or expired); "
+    Log(Level::kWarn, StrCat(name, ": lease revoked by the coordinator (cancelled or expired); "
                "result dropped"));
     return;
   }
@@ -198,22 +206,22 @@ void SweepWorker::RunJob(const JobSpec& job, const std::atomic<bool>& shutdown, 
     if (outcome.state == JobState::kCancelled && !outcome.checkpoint.empty()) {
       const ReportAck ack = client_.ReportCheckpoint(worker_id_, lease, outcome.checkpoint, outcome.steps);
       ++summary.preempted;
-      Log(StrCat("worker ", worker_id_, ": ", name, ": preempted at step ", outcome.steps,
+      Log(Level::kInfo, StrCat(name, ": preempted at step ", outcome.steps,
                  ack.accepted ? "; checkpoint handed to the coordinator" : StrCat("; checkpoint refused: ", ack.reason)));
       return;
     }
     const ReportAck ack = client_.ReportResult(worker_id_, lease, outcome);
     ++summary.jobs;
-    std::string line = StrCat("worker ", worker_id_, ": ", name, ": ", JobStateName(outcome.state));
+    std::string line = StrCat(name, ": ", JobStateName(outcome.state));
     if (outcome.best_dev) line += StrCat(", best dev ", outcome.metric_name, " ", *outcome.best_dev);
     if (!outcome.message.empty() && outcome.state != JobState::kSucceeded) line += StrCat(" (", outcome.message, ")");
     line += StrCat(" in ", static_cast<int64_t>(outcome.wall_seconds * 10.0) / 10.0, " s");
     if (!ack.accepted) line += StrCat("; result refused: ", ack.reason);
-    Log(line);
+    Log(ack.accepted ? Level::kInfo : Level::kWarn, line);
   } catch (const Error& e) {
     // The coordinator stayed away past the reconnect timeout: the job's lease
     // runs out there and another worker runs it again.
-    Log(StrCat("worker ", worker_id_, ": ", name, ": could not report: ", e.what()));
+    Log(Level::kWarn, StrCat(name, ": could not report: ", e.what()));
   }
 }
 

@@ -26,7 +26,9 @@ struct SweepWorkerOptions {
   int64_t lease_wait_ms = 2000;    // one long-poll; shutdown is noticed between polls
   // Progress goes out at most this often (plus every evaluation and the last step).
   double progress_interval_seconds = 0.5;
-  std::function<void(const std::string&)> log;  // default: stderr
+  // Test hook: receives each log line (no prefix) instead of the log
+  // (common/log.h, component "worker <id>").
+  std::function<void(const std::string&)> log;
 };
 
 // How the worker's Run ended.
@@ -51,7 +53,8 @@ class SweepWorker {
   void Register();
   // Runs one leased job to its report.
   void RunJob(const JobSpec& job, const std::atomic<bool>& shutdown, SweepWorkerSummary& summary);
-  void Log(const std::string& line) const;
+  enum class Level { kInfo, kWarn };
+  void Log(Level level, const std::string& line) const;
 
   SweepWorkerOptions options_;
   JobExecutor train_;

@@ -2,8 +2,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <optional>
 #include <stdexcept>
 #include <utility>
@@ -22,13 +20,14 @@ namespace fs = std::filesystem;
 // The result files a finished job sends back, in this order.
 constexpr const char* kResultFiles[] = {"adapter_config.json", "adapter_model.safetensors", "result.json"};
 
-// The bytes of a file this run wrote. A failure is the worker's (disk), so
-// not promptsweep::Error: the job is retryable elsewhere.
+// The bytes of a file this run wrote. A failure is the worker's (disk), so an
+// IoError whatever ReadFile says: the job is retryable elsewhere.
 std::string ReadRunFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (!in.good() && !in.eof()) throw std::runtime_error(StrCat(path.string(), ": cannot read"));
-  return bytes;
+  try {
+    return ReadFile(path.string(), "a file this run wrote");
+  } catch (const Error& e) {
+    throw IoError(e.what());
+  }
 }
 
 // The job id names a directory that is removed afterwards: nothing in it may leave the work directory.
@@ -111,12 +110,21 @@ JobOutcome TrainJobExecutor::Run(const JobSpec& job, const JobContext& context) 
         options_.work_dir.empty() ? fs::temp_directory_path() / "promptsweep-jobs" : fs::path(options_.work_dir);
     dir = work / StrCat(job.job_id, "-", job.attempt);
     outcome = RunJob(job, context, dir.string());
+  } catch (const IoError& e) {
+    // This worker's disk (its work directory): another worker may do better.
+    outcome = JobOutcome{};
+    outcome.state = JobState::kFailed;
+    outcome.message = e.what();
+    outcome.retryable = true;
   } catch (const Error& e) {
+    // The job's settings or files: the same on every worker, so final.
     outcome = JobOutcome{};
     outcome.state = JobState::kFailed;
     outcome.message = e.what();
     outcome.retryable = false;
   } catch (const std::exception& e) {
+    // InternalError (a promptsweep bug), LibTorch, out of memory: this run's,
+    // not the job's, so another attempt may succeed.
     outcome = JobOutcome{};
     outcome.state = JobState::kFailed;
     outcome.message = e.what();

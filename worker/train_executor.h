@@ -57,8 +57,8 @@ class TrainJobExecutor {
   // files; cancelled (stop set), with the trainer state in `checkpoint` when
   // *context.preempt; failed with retryable = false for the job's own errors
   // (promptsweep::Error: bad setting, model path, data), retryable = true for
-  // anything else (out of memory, LibTorch errors), which may go well on
-  // another worker.
+  // this worker's (IoError of its disk, InternalError, out of memory, LibTorch
+  // errors), which may go well on another worker.
   JobOutcome Run(const JobSpec& job, const JobContext& context);
 
   // ModelKey (common/job.h) of every model loaded now, most recently used

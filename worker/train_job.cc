@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "common/adapter_config.h"
+#include "common/csv.h"
 #include "common/error.h"
 #include "common/file_util.h"
 #include "engine/adapter.h"
@@ -18,14 +19,12 @@ nlohmann::json EvalJson(const std::optional<EvalResult>& eval) {
   return eval ? EvalResultToJson(*eval) : nlohmann::json(nullptr);
 }
 
+// One job's metrics.csv: common/csv.h's format, the coordinator's rows without the job id.
 std::string MetricsCsv(const std::vector<MetricRecord>& history) {
-  std::string csv = "step,split,metric,value\n";
-  for (const MetricRecord& r : history) {
-    char value[64];
-    std::snprintf(value, sizeof(value), "%.17g", r.value);
-    csv += StrCat(r.step, ",", r.split, ",", r.metric, ",", value, "\n");
-  }
-  return csv;
+  std::vector<MetricRow> rows;
+  rows.reserve(history.size());
+  for (const MetricRecord& r : history) rows.push_back(MetricRow{r.step, r.split, r.metric, r.value});
+  return MetricsCsvHeader(/*with_job_id=*/false) + MetricsCsvLines(rows);
 }
 
 void SaveAdapter(const TrainJobArgs& args, const ModelConfig& model_config, const torch::Tensor& prompt) {

@@ -4,10 +4,10 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <iostream>
 #include <memory>
 
 #include "common/error.h"
+#include "common/log.h"
 #include "common/signals.h"
 #include "worker/model_cache.h"
 #include "worker/mpi_context.h"
@@ -34,9 +34,10 @@ int64_t ThreadsPerRank(const MpiContext& mpi, int64_t threads) {
   cpu_set_t cores;
   CPU_ZERO(&cores);
   if (sched_getaffinity(0, sizeof(cores), &cores) == 0 && CPU_COUNT(&cores) < threads) {
-    std::cerr << "promptsweep worker rank " << mpi.rank() << ": warning: " << threads << " threads on the "
-              << CPU_COUNT(&cores) << " core(s) this rank is bound to; start mpirun with --bind-to none (or "
-              << "--map-by slot:PE=" << threads << ", srun with --cpus-per-task=" << threads << ")" << std::endl;
+    Logger(StrCat("worker rank ", mpi.rank()))
+        .warn("{} threads on the {} core(s) this rank is bound to; start mpirun with --bind-to none (or "
+              "--map-by slot:PE={}, srun with --cpus-per-task={})",
+              threads, CPU_COUNT(&cores), threads, threads);
   }
   return threads;
 }
@@ -85,8 +86,7 @@ void RunWorkerProcess(WorkerProcessOptions args) {
     SweepWorker worker(options, run_job, loaded_models);
     worker.Run(shutdown);
   } else if (mpi->rank() == 0) {
-    std::cerr << "promptsweep worker: a group of " << mpi->size() << " MPI ranks, " << args.threads
-              << " LibTorch thread(s) per rank" << std::endl;
+    Logger("worker").info("a group of {} MPI ranks, {} LibTorch thread(s) per rank", mpi->size(), args.threads);
     WorkerGroup(*mpi, run_job).RunLeader(options, loaded_models, shutdown);
   } else {
     JobContext context;  // no stop flag: rank 0's stop reaches this rank through the trainer

@@ -66,4 +66,16 @@ expect init-text-missing 1 "notext\.yaml:15:1: job [0-9a-f]{16} \(num_virtual_to
   "$bin" plan "$tmp/notext.yaml"
 expect missing-file 1 "^promptsweep: error: $tmp/none.yaml: cannot open sweep file$" -- "$bin" plan "$tmp/none.yaml"
 
+# A name that is not one directory name: plan and run refuse it at name:, and
+# run (whose default output is runs/<name>) creates nothing, here or in runs/.
+mkdir -p "$tmp/cwd"
+for bad in .. . "''" a/b; do
+  sed "s|^name: toy-grid$|name: $bad|" "$sweep" >"$tmp/cwd/bad.yaml"
+  expect "bad-name-plan $bad" 1 "^promptsweep: error: .*bad\.yaml:2:7: name '.*': use only letters, digits, '_', '\.' and '-', not empty and not '\.' or '\.\.'$" -- \
+    "$bin" plan "$tmp/cwd/bad.yaml"
+  expect "bad-name-run $bad" 1 "bad\.yaml:2:7: name '.*': use only letters" -- \
+    bash -c 'cd "$1" && exec "$2" run bad.yaml --workers 1' _ "$tmp/cwd" "$bin"
+  check "bad-name-nothing-created $bad" test "$(ls -A "$tmp/cwd")" = bad.yaml
+done
+
 finish

@@ -56,8 +56,20 @@ expect missing-train 1 "promptsweep: error: $tmp/absent.txt: cannot read" -- \
   "$bin" pretrain "${small[@]}" --train "$tmp/absent.txt" --tokenizer "$tokenizer" -o "$tmp/x"
 expect bad-heads 1 "--hidden-size 30 is not a multiple of --heads 4" -- \
   "$bin" pretrain "${small[@]}" --tokenizer "$tokenizer" -o "$tmp/x" --hidden-size 30 --heads 4
-expect bad-lr 1 "learning_rate must be > 0" -- \
+expect bad-lr 1 "promptsweep: error: learning_rate must be > 0, got 0 \(--learning-rate\)" -- \
   "$bin" pretrain "${small[@]}" --tokenizer "$tokenizer" -o "$tmp/x" --learning-rate 0
+expect bad-kv-heads 1 "promptsweep: error: --heads 2 is not a multiple of --kv-heads 3" -- \
+  "$bin" pretrain "${small[@]}" --tokenizer "$tokenizer" -o "$tmp/x" --kv-heads 3
+expect bad-position 1 "promptsweep: error: --max-position-embeddings 8 is below --seq-length 16" -- \
+  "$bin" pretrain "${small[@]}" --tokenizer "$tokenizer" -o "$tmp/x" --max-position-embeddings 8
+printf 'the dog.\n' > "$tmp/short.txt"
+expect short-train 1 "promptsweep: error: the training text \(--train\) has [0-9]+ tokens, fewer than one window" -- \
+  "$bin" pretrain "${small[@]}" --train "$tmp/short.txt" --tokenizer "$tokenizer" -o "$tmp/x"
+mkdir -p "$tmp/notckpt/resume" && echo '{}' > "$tmp/notckpt/resume/trainer_state.json"
+expect not-a-checkpoint 1 "promptsweep: error: .*notckpt/resume/trainer_state.json: not a pretraining checkpoint" -- \
+  "$bin" pretrain "${small[@]}" --tokenizer "$tokenizer" -o "$tmp/notckpt" --resume
+expect bad-window 1 "promptsweep: error: .*--window" -- \
+  "$bin" perplexity "$tmp/model" --text-file "$tmp/heldout.txt" --window 0 --threads 1
 : > "$tmp/empty.txt"
 expect empty-heldout 1 "empty.txt: no text" -- \
   "$bin" pretrain "${small[@]}" --heldout "$tmp/empty.txt" --tokenizer "$tokenizer" -o "$tmp/x"

@@ -142,12 +142,7 @@ TEST_F(AdapterConfigTest, ReadErrorsNameTheFile) {
   test::ScopedTempDir dir;
   const std::string path = dir.File("adapter_config.json");
   test::WriteFileBytes(path, "{\n  \"peft_type\": \"PROMPT_TUNING\",\n  oops\n}");
-  try {
-    ReadAdapterConfig(path);
-    ADD_FAILURE() << "no error";
-  } catch (const Error& e) {
-    EXPECT_TRUE(HasText(e.what(), path + ":3:3: invalid JSON"));
-  }
+  EXPECT_TRUE(test::HasText(test::ErrorOf([&] { ReadAdapterConfig(path); }), path + ":3:3: invalid JSON"));
 }
 
 }  // namespace

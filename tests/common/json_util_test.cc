@@ -222,13 +222,28 @@ namespace {
 
 // nlohmann stops at NUL as if the input ended; the reader must not accept the rest.
 TEST(JsonUtilNulTest, NulByteIsAnErrorWithItsPosition) {
-  try {
-    ParseJson(std::string_view("{}\0junk", 7), "in.json");
-    FAIL() << "expected an Error";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("in.json:1:3: invalid JSON: NUL byte"), std::string::npos)
-        << e.what();
-  }
+  EXPECT_TRUE(test::HasText(test::ErrorOf([&] { ParseJson(std::string_view("{}\0junk", 7), "in.json"); }),
+                            "in.json:1:3: invalid JSON: NUL byte"));
+}
+
+// JsonNode: errors name the JSON path below the file.
+TEST(JsonNodeTest, PathsNameTheValue) {
+  const nlohmann::json json = {{"model", {{"merges", {"a b", 3}}}}};
+  const JsonNode root(json, "tokenizer.json");
+  EXPECT_EQ(root.Where(), "tokenizer.json");
+  const JsonNode merges = root.Child("model").Child("merges");
+  EXPECT_EQ(merges.At(1).Where(), "tokenizer.json: model.merges[1]");
+  EXPECT_EQ(merges.At(0).String(), "a b");
+  EXPECT_TRUE(root.Child("missing").IsNull());
+  EXPECT_EQ(root.Child("missing").Where(), "tokenizer.json: missing");
+  EXPECT_EQ(test::ErrorOf([&] { merges.At(1).String(); }),
+            "tokenizer.json: model.merges[1]: expected a string, found number 3");
+  EXPECT_EQ(test::ErrorOf([&] { merges.At(2); }), "tokenizer.json: model.merges: no element 2 in an array of 2");
+  EXPECT_EQ(test::ErrorOf([&] { merges.Child("x"); }),
+            "tokenizer.json: model.merges: expected a JSON object, found array of 2 elements");
+  EXPECT_EQ(test::ErrorOf([&] { root.Child("model").Object().Int("n"); }),
+            "tokenizer.json: model: field 'n': missing (required)");
+  EXPECT_EQ(JsonQuoted("a\"b\xFF"), "\"a\\\"b\xEF\xBF\xBD\"");
 }
 
 }  // namespace

@@ -139,12 +139,8 @@ TEST_F(ModelConfigTest, ReadsModelDirectory) {
 
 TEST_F(ModelConfigTest, DirectoryWithoutConfigJson) {
   test::ScopedTempDir dir;
-  try {
-    ReadModelConfig(dir.path().string());
-    FAIL() << "expected an error";
-  } catch (const Error& e) {
-    EXPECT_TRUE(HasText(e.what(), dir.path().string() + ": no config.json"));
-  }
+  EXPECT_TRUE(test::HasText(test::ErrorOf([&] { ReadModelConfig(dir.path().string()); }),
+                            dir.path().string() + ": no config.json"));
 }
 
 TEST_F(ModelConfigTest, ErrorsFromFilesNameThePath) {
@@ -153,19 +149,9 @@ TEST_F(ModelConfigTest, ErrorsFromFilesNameThePath) {
   Json json = Load("smollm2-135m.json");
   json.erase("hidden_size");
   test::WriteFileBytes(path, json.dump(2));
-  try {
-    ReadModelConfig(path);
-    FAIL() << "expected an error";
-  } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()), path + ": field 'hidden_size': missing (required)");
-  }
+  EXPECT_EQ(test::ErrorOf([&] { ReadModelConfig(path); }), path + ": field 'hidden_size': missing (required)");
   test::WriteFileBytes(path, "{\n  \"hidden_size\": 576,\n  oops\n}");
-  try {
-    ReadModelConfig(path);
-    FAIL() << "expected an error";
-  } catch (const Error& e) {
-    EXPECT_TRUE(HasText(e.what(), path + ":3:3: invalid JSON"));
-  }
+  EXPECT_TRUE(test::HasText(test::ErrorOf([&] { ReadModelConfig(path); }), path + ":3:3: invalid JSON"));
 }
 
 TEST_F(ModelConfigTest, LlamaDefaults) {

@@ -62,13 +62,7 @@ class SafetensorsTest : public ::testing::Test {
  protected:
   // The message of the Error that parsing `bytes` throws; fails the test if it parses.
   static std::string ParseError(const std::string& bytes) {
-    try {
-      Parse(bytes);
-    } catch (const Error& e) {
-      return e.what();
-    }
-    ADD_FAILURE() << "parsed without error";
-    return "";
+    return test::ErrorOf([&] { Parse(bytes); });
   }
 
   // Parsing fails, and the error names the file and the rule.
@@ -241,26 +235,22 @@ TEST_F(SafetensorsTest, WriterOrdersLikeReferencePrepare) {
 
 TEST_F(SafetensorsTest, WriterRejectsDuplicateNames) {
   const float v = 1;
-  try {
-    SerializeSafetensors({{"w", DType::kF32, {1}, &v, 4}, {"w", DType::kF32, {1}, &v, 4}});
-    FAIL() << "no error";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("tensor 'w'"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("(rule: duplicate tensor name)"), std::string::npos) << e.what();
+  {
+    const std::string error = test::ErrorOf([&] {
+      SerializeSafetensors({{"w", DType::kF32, {1}, &v, 4}, {"w", DType::kF32, {1}, &v, 4}});
+    });
+    EXPECT_TRUE(test::HasText(error, "tensor 'w'"));
+    EXPECT_TRUE(test::HasText(error, "(rule: duplicate tensor name)"));
   }
 }
 
 TEST_F(SafetensorsTest, WriterRejectsByteSizeMismatch) {
   const float v[3] = {1, 2, 3};
-  try {
-    SerializeSafetensors({{"w", DType::kF32, {2, 2}, v, sizeof(v)}});
-    FAIL() << "no error";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("tensor 'w': 12 bytes given but shape [2, 2] of F32 needs 16 "
-                                         "(rule: size mismatch)"),
-              std::string::npos)
-        << e.what();
-  }
+  EXPECT_TRUE(test::HasText(test::ErrorOf([&] {
+                              SerializeSafetensors({{"w", DType::kF32, {2, 2}, v, sizeof(v)}});
+                            }),
+                            "tensor 'w': 12 bytes given but shape [2, 2] of F32 needs 16 "
+                            "(rule: size mismatch)"));
 }
 
 TEST_F(SafetensorsTest, WriterRejectsReservedNameAndNegativeDims) {
@@ -463,37 +453,23 @@ TEST_F(SafetensorsTest, OpenMapsAndFindsTensors) {
   int16_t read[3];
   std::memcpy(read, file->Data(file->Get("a")), sizeof(read));
   EXPECT_EQ(std::vector<int16_t>(read, read + 3), a);
-  try {
-    file->Get("c");
-    FAIL() << "no error";
-  } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()), path + ": no tensor named 'c'");
-  }
+  EXPECT_EQ(test::ErrorOf([&] { file->Get("c"); }), path + ": no tensor named 'c'");
 }
 
 TEST_F(SafetensorsTest, OpenReportsMissingFileDirectoryAndBadContent) {
   ScopedTempDir dir;
-  try {
-    SafetensorsFile::Open(dir.File("absent.safetensors"));
-    FAIL() << "no error";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("absent.safetensors: cannot open"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("No such file"), std::string::npos) << e.what();
+  {
+    const std::string error = test::ErrorOf([&] { SafetensorsFile::Open(dir.File("absent.safetensors")); });
+    EXPECT_TRUE(test::HasText(error, "absent.safetensors: cannot open"));
+    EXPECT_TRUE(test::HasText(error, "No such file"));
   }
-  try {
-    SafetensorsFile::Open(dir.path().string());
-    FAIL() << "no error";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("is a directory"), std::string::npos) << e.what();
-  }
+  EXPECT_TRUE(test::HasText(test::ErrorOf([&] { SafetensorsFile::Open(dir.path().string()); }), "is a directory"));
   const std::string empty = dir.File("empty.safetensors");
   WriteFileBytes(empty, "");
-  try {
-    SafetensorsFile::Open(empty);
-    FAIL() << "no error";
-  } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()).rfind(empty + ": ", 0), 0u) << e.what();
-    EXPECT_NE(std::string(e.what()).find("(rule: file too short)"), std::string::npos) << e.what();
+  {
+    const std::string error = test::ErrorOf([&] { SafetensorsFile::Open(empty); });
+    EXPECT_EQ(error.rfind(empty + ": ", 0), 0u) << error;
+    EXPECT_TRUE(test::HasText(error, "(rule: file too short)"));
   }
 }
 
@@ -503,12 +479,7 @@ TEST_F(SafetensorsTest, OpenReportsPermissionDenied) {
   const std::string path = dir.File("locked.safetensors");
   WriteFileBytes(path, SerializeSafetensors({}));
   ASSERT_EQ(chmod(path.c_str(), 0), 0);
-  try {
-    SafetensorsFile::Open(path);
-    FAIL() << "no error";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("Permission denied"), std::string::npos) << e.what();
-  }
+  EXPECT_TRUE(test::HasText(test::ErrorOf([&] { SafetensorsFile::Open(path); }), "Permission denied"));
 }
 
 // --- sharded checkpoints ---
@@ -540,13 +511,7 @@ class ShardedCheckpoint {
                    "lm_head.weight": "model-00002-of-00002.safetensors"})");
   }
   std::string OpenError() const {
-    try {
-      CheckpointReader::Open(dir());
-    } catch (const Error& e) {
-      return e.what();
-    }
-    ADD_FAILURE() << "opened without error";
-    return "";
+    return test::ErrorOf([&] { CheckpointReader::Open(dir()); });
   }
   std::string dir() const { return dir_.path().string(); }
   std::string File(const std::string& name) const { return dir_.File(name); }
@@ -582,12 +547,10 @@ TEST_F(SafetensorsTest, ReadsShardedCheckpointFromDirectoryAndIndex) {
     EXPECT_EQ(FloatAt(reader->Data("lm_head.weight")), 1.5f);
     EXPECT_EQ(FloatAt(reader->Data("layers.1.w")), 0.5f);
     EXPECT_EQ(reader->Find("missing"), nullptr);
-    try {
-      reader->Get("missing");
-      FAIL() << "no error";
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find("'missing'"), std::string::npos) << e.what();
-      EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+    {
+      const std::string error = test::ErrorOf([&] { reader->Get("missing"); });
+      EXPECT_TRUE(test::HasText(error, "'missing'"));
+      EXPECT_TRUE(test::HasText(error, path));
     }
   }
 }
@@ -605,12 +568,8 @@ TEST_F(SafetensorsTest, ReadsSingleFileCheckpointAndPrefersIt) {
 TEST_F(SafetensorsTest, CheckpointReportsMissingPathsAndEmptyDirectory) {
   ScopedTempDir dir;
   EXPECT_THROW(CheckpointReader::Open(dir.File("nope")), Error);
-  try {
-    CheckpointReader::Open(dir.path().string());
-    FAIL() << "no error";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("model.safetensors.index.json"), std::string::npos) << e.what();
-  }
+  EXPECT_TRUE(test::HasText(test::ErrorOf([&] { CheckpointReader::Open(dir.path().string()); }),
+                            "model.safetensors.index.json"));
 }
 
 TEST_F(SafetensorsTest, CheckpointReportsMissingShard) {

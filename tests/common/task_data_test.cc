@@ -276,12 +276,8 @@ TEST_F(TaskDataTest, BadTemplatesAndVerbalizersAreRejected) {
 
 TEST_F(TaskDataTest, EmptyAndMissingFilesAreErrors) {
   EXPECT_TRUE(HasText(ErrorFor("\n  \n", SpamSpec()), "no examples"));
-  try {
-    LoadTaskData(dir_.File("absent.jsonl"), SpamSpec(), tok());
-    ADD_FAILURE() << "no error for a missing file";
-  } catch (const Error& e) {
-    EXPECT_TRUE(HasText(e.what(), "absent.jsonl: cannot open"));
-  }
+  EXPECT_TRUE(test::HasText(test::ErrorOf([&] { LoadTaskData(dir_.File("absent.jsonl"), SpamSpec(), tok()); }),
+                            "absent.jsonl: cannot open"));
 }
 
 TEST_F(TaskDataTest, MajorityLabelBreaksTiesTowardsTheFirstLabel) {

@@ -3,8 +3,10 @@
 // the built-in sleep jobs, preemption and a stale report.
 #include "coordinator/coordinator_server.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <exception>
 #include <memory>
 #include <thread>
 
@@ -13,6 +15,7 @@
 
 #include "common/version.h"
 #include "client/coordinator_client.h"
+#include "coordinator/coordinator_service.h"
 #include "promptsweep.grpc.pb.h"
 #include "test_utils.h"
 #include "worker/sweep_worker.h"
@@ -222,6 +225,91 @@ TEST_F(CoordinatorServiceTest, UnreachableCoordinatorIsAClearError) {
   options.address = "127.0.0.1:1";  // nothing listens on port 1
   options.reconnect_timeout_seconds = 0.3;
   EXPECT_TRUE(HasText(ErrorOf([&] { CoordinatorClient(options).Handshake(); }), "cannot reach the coordinator"));
+}
+
+// A report retried after its answer was lost (what the client does on
+// UNAVAILABLE) is refused as stale, so the job keeps exactly one result.
+TEST_F(CoordinatorServiceTest, RepeatedReportCountsOnce) {
+  Start();
+  CoordinatorClient client(Client());
+  client.Submit(SleepSweep("twice", 1, 0.0));
+  const std::string worker = client.RegisterWorker(WorkerInfo{}, {}).worker_id;
+  const LeaseReply lease = client.LeaseJob(worker, {}, 1000);
+  ASSERT_TRUE(lease.job.has_value());
+  JobOutcome outcome;
+  outcome.state = JobState::kSucceeded;
+  const LeaseRef ref{"twice", lease.job->job_id, lease.job->attempt};
+  EXPECT_TRUE(client.ReportResult(worker, ref, outcome).accepted);
+  EXPECT_FALSE(client.ReportResult(worker, ref, outcome).accepted);
+  const SweepStatus status = client.Status("twice", true);
+  EXPECT_EQ(status.succeeded, 1);
+  const std::string results = test::ReadFileBytes(status.output_dir + "/results.csv");
+  EXPECT_EQ(std::count(results.begin(), results.end(), '\n'), 2) << results;
+}
+
+TEST(CoordinatorServiceStatusTest, ErrorKindsMapToStatusCodes) {
+  const grpc::Status user = StatusOfException(std::make_exception_ptr(Error("unknown sweep 'x'")), "test");
+  EXPECT_EQ(user.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(user.error_message(), "unknown sweep 'x'");
+  const grpc::Status disk = StatusOfException(std::make_exception_ptr(IoError("db: disk I/O error")), "test");
+  EXPECT_EQ(disk.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(disk.error_message(), std::string(kStorageFailurePrefix) + "db: disk I/O error");
+  const grpc::Status bug = StatusOfException(std::make_exception_ptr(InternalError("check failed")), "test");
+  EXPECT_EQ(bug.error_code(), grpc::StatusCode::INTERNAL);
+  EXPECT_TRUE(HasText(bug.error_message(), "check failed"));
+}
+
+// A coordinator whose storage fails `failures` times (then works) for ReportResult.
+class FlakyStorageService final : public v1::Coordinator::Service {
+ public:
+  explicit FlakyStorageService(int failures) : failures_(failures) {}
+  grpc::Status ReportResult(grpc::ServerContext*, const v1::ReportResultRequest*, v1::ReportReply* reply) override {
+    if (calls_++ < failures_) {
+      return StatusOfException(std::make_exception_ptr(IoError("promptsweep.db: database or disk is full")),
+                               "ReportResult");
+    }
+    reply->set_accepted(true);
+    return grpc::Status::OK;
+  }
+  std::atomic<int> calls_{0};
+
+ private:
+  const int failures_;
+};
+
+class FlakyStorageTest : public ::testing::Test {
+ protected:
+  ClientOptions Serve(int failures, double reconnect_timeout) {
+    service_ = std::make_unique<FlakyStorageService>(failures);
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(service_.get());
+    server_ = builder.BuildAndStart();
+    ClientOptions options;
+    options.address = "127.0.0.1:" + std::to_string(port);
+    options.reconnect_timeout_seconds = reconnect_timeout;
+    return options;
+  }
+  void TearDown() override {
+    if (server_) server_->Shutdown();
+  }
+  std::unique_ptr<FlakyStorageService> service_;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+TEST_F(FlakyStorageTest, ClientRetriesAStorageFailure) {
+  CoordinatorClient client(Serve(/*failures=*/2, /*reconnect_timeout=*/30.0));
+  EXPECT_TRUE(client.ReportResult("w1", LeaseRef{"s", "j", 1}, JobOutcome{}).accepted);
+  EXPECT_EQ(service_->calls_.load(), 3);
+}
+
+TEST_F(FlakyStorageTest, LastingStorageFailureSaysSo) {
+  CoordinatorClient client(Serve(/*failures=*/1000, /*reconnect_timeout=*/0.3));
+  const std::string message = ErrorOf([&] { client.ReportResult("w1", LeaseRef{"s", "j", 1}, JobOutcome{}); });
+  EXPECT_TRUE(HasText(message, "coordinator storage failure: promptsweep.db: database or disk is full")) << message;
+  EXPECT_FALSE(HasText(message, "cannot reach")) << message;
+  EXPECT_GE(service_->calls_.load(), 2);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "coordinator/scheduler.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -612,6 +613,97 @@ TEST_F(SchedulerTest, UnusableDatabaseIsAnErrorNamingTheFile) {
     raw.Exec("UPDATE meta SET value = 2 WHERE key = 'schema_version'");
   }
   EXPECT_TRUE(HasText(ErrorOf([&] { Open(); }), "state schema version 2, but this promptsweep reads version 1"));
+}
+
+TEST_F(SchedulerTest, DamagedRowsAreAnErrorNamingTheFileNotACheck) {
+  const std::string db = state_dir() + "/promptsweep.db";
+  {
+    auto scheduler = Open();
+    scheduler->Submit(Sweep("s", {SleepJob("j1")}));
+  }
+  {
+    SqliteDb raw(db);
+    raw.Exec("UPDATE jobs SET state = 'exploded' WHERE job_id = 'j1'");
+  }
+  std::string message = ErrorOf([&] { Open(); });
+  EXPECT_TRUE(HasText(message, db + ": job j1 of sweep s has unknown state 'exploded'"));
+  EXPECT_TRUE(HasText(message, "damaged or from another version"));
+  EXPECT_TRUE(HasText(message, "move the file away"));
+  {
+    SqliteDb raw(db);
+    raw.Exec("UPDATE jobs SET state = 'pending', settings = '{\"not\": \"pairs\"' WHERE job_id = 'j1'");
+  }
+  EXPECT_TRUE(HasText(ErrorOf([&] { Open(); }), db + ": job j1 of sweep s has settings that are not a JSON list"));
+  {
+    SqliteDb raw(db);
+    raw.Exec("UPDATE jobs SET settings = '[]', sweep = 'gone' WHERE job_id = 'j1'");
+  }
+  EXPECT_TRUE(HasText(ErrorOf([&] { Open(); }), "job j1 of sweep gone has no such sweep in the sweeps table"));
+  {
+    SqliteDb raw(db);
+    raw.Exec("UPDATE jobs SET sweep = 's'; UPDATE sweeps SET max_attempts = 0");
+  }
+  EXPECT_TRUE(HasText(ErrorOf([&] { Open(); }), db + ": sweep s has max_attempts 0 (out of range)"));
+  {
+    SqliteDb raw(db);
+    raw.Exec("UPDATE sweeps SET max_attempts = 2; ALTER TABLE workers RENAME COLUMN pid TO process");
+  }
+  message = ErrorOf([&] { Open(); });
+  EXPECT_TRUE(HasText(message, "table workers has no column named pid"));
+  EXPECT_TRUE(HasText(message, "move the file away"));
+}
+
+TEST_F(SchedulerTest, UnreadableCheckpointStartsTheJobOver) {
+  auto scheduler = Open();
+  scheduler->Submit(Sweep("s", {SleepJob("j")}));
+  const std::string worker = scheduler->RegisterWorker({});
+  auto first = scheduler->Lease(worker, {});
+  ASSERT_TRUE(scheduler->ReportCheckpoint(worker, RefOf(*first), "state", 7).accepted);
+  fs::remove(OutputDir("s") + "/checkpoints/j.state");
+  auto second = scheduler->Lease(worker, {});
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->attempt, 2);
+  EXPECT_TRUE(second->checkpoint.empty());
+  const SweepStatus status = scheduler->Status("s");
+  EXPECT_FALSE(status.jobs[0].has_checkpoint);
+  EXPECT_TRUE(HasText(status.jobs[0].message, "checkpoint unreadable ("));
+  EXPECT_TRUE(HasText(status.jobs[0].message, "); started from scratch"));
+  EXPECT_TRUE(scheduler->ReportResult(worker, RefOf(*second), Succeeded(0.5)).accepted);
+}
+
+// Reports from many threads: one results.csv row per job, in commit order
+// (the rebuild from SQLite on reopen gives the same file), every adapter in place.
+TEST_F(SchedulerTest, ConcurrentReportsAppendEachRowOnceInCommitOrder) {
+  auto scheduler = Open();
+  std::vector<SweepSubmission::Job> jobs;
+  for (int i = 0; i < 120; ++i) jobs.push_back(SleepJob("j" + std::to_string(i)));
+  scheduler->Submit(Sweep("s", jobs));
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 6; ++t) {
+    threads.emplace_back([&] {
+      const std::string worker = scheduler->RegisterWorker({});
+      while (auto spec = scheduler->Lease(worker, {})) {
+        JobOutcome outcome = Succeeded(0.5);
+        outcome.files = {{"adapter_config.json", spec->job_id}};
+        EXPECT_TRUE(scheduler->ReportResult(worker, RefOf(*spec), outcome).accepted);
+        EXPECT_FALSE(scheduler->ReportResult(worker, RefOf(*spec), outcome).accepted);  // the replay
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  const std::string results = ResultsCsvText("s");
+  const std::string metrics = MetricsCsvText("s");
+  EXPECT_EQ(std::count(results.begin(), results.end(), '\n'), 121);
+  EXPECT_EQ(std::count(metrics.begin(), metrics.end(), '\n'), 1 + 2 * 120);
+  for (const auto& job : jobs) {
+    EXPECT_TRUE(HasText(results, "\n" + job.id + ",")) << job.id;
+    EXPECT_EQ(ReadFileBytes(OutputDir("s") + "/adapters/" + job.id + "/adapter_config.json"), job.id);
+  }
+  EXPECT_EQ(scheduler->Status("s").succeeded, 120);
+  scheduler.reset();
+  scheduler = Open();
+  EXPECT_EQ(ResultsCsvText("s"), results);
+  EXPECT_EQ(MetricsCsvText("s"), metrics);
 }
 
 TEST_F(SchedulerTest, WaitForWorkWakesOnSubmitAndShutdown) {

@@ -318,31 +318,6 @@ task: {file: ../elsewhere/task.yaml, dev: ../data/spam/dev.jsonl}
   EXPECT_TRUE(sweep.jobs[0].settings.verbalizer.empty());
 }
 
-TEST_F(SweepSpecTest, JobFileYamlReadsBackAsTheSameTexts) {
-  JobSettings settings;
-  settings.values = {{"model", "/m/x y"},   {"template", "{text}\n  Label:"}, {"init_text", "  leading\nand\ttab"},
-                     {"a", "null"},         {"b", "~"},                      {"c", "yes"},
-                     {"d", "1e-05"},        {"e", "0.3"},                    {"f", "'quoted' \"double\" #x"},
-                     {"g", "ünïcödé ✓"},    {"h", ""},                       {"i", "- item"},
-                     {"task", "classification"}};
-  settings.verbalizer = {{"spam", " spam"}, {"ham", "\nham"}, {"yes", "no"}};
-  const std::string text = JobFileYaml(settings, "/out/dir");
-  // Read the way SettingFlags::ApplyJobFile reads a job file.
-  const YAML::Node root = YAML::Load(text);
-  ASSERT_TRUE(root.IsMap()) << text;
-  EXPECT_EQ(root["output"].as<std::string>(), "/out/dir");
-  for (const auto& [name, value] : settings.values) {
-    ASSERT_TRUE(root[name].IsScalar()) << name << "\n" << text;
-    EXPECT_EQ(root[name].as<std::string>(), value) << name << "\n" << text;
-  }
-  SettingList verbalizer;
-  for (const auto& entry : root["verbalizer"]) {
-    verbalizer.emplace_back(entry.first.as<std::string>(), entry.second.as<std::string>());
-  }
-  EXPECT_EQ(verbalizer, settings.verbalizer) << text;
-  EXPECT_TRUE(HasText(text, "e: 0.3\n")) << text;  // numbers stay plain
-}
-
 // --- Errors: file:line:col, what, and a suggestion. ---
 
 TEST_F(SweepSpecTest, UnknownKeysNameTheClosestValidOne) {
@@ -465,6 +440,24 @@ TEST_F(SweepSpecTest, MissingAndWrongRequiredParts) {
   EXPECT_TRUE(HasText(ErrorFor(Example("name: init-vs-length-spam\n", "")), "s.yaml: the sweep needs a name"));
   EXPECT_TRUE(HasText(ErrorFor(Example("name: init-vs-length-spam", "name: a/b")),
                       "s.yaml:1:7: name 'a/b': use only letters"));
+}
+
+// The name becomes a directory (runs/<name>, the coordinator's sweeps/<name>):
+// the reader refuses what the coordinator would, so nothing is created first.
+TEST_F(SweepSpecTest, NamesThatAreNotOneDirectoryAreRefused) {
+  for (const std::string bad : {"..", ".", "''", "a/b", "../up", "a b", "\"tab\\there\"", "ünï"}) {
+    SCOPED_TRACE(bad);
+    EXPECT_TRUE(HasText(ErrorFor(Example("name: init-vs-length-spam", "name: " + bad)),
+                        "s.yaml:1:7: name '"));
+    EXPECT_TRUE(HasText(ErrorFor(Example("name: init-vs-length-spam", "name: " + bad)),
+                        "': use only letters, digits, '_', '.' and '-', not empty and not '.' or '..'"));
+  }
+  EXPECT_TRUE(HasText(ErrorFor(Example("name: init-vs-length-spam", "name: ..")), "s.yaml:1:7: name '..': use only"));
+  // The coordinator takes these, so the reader does too.
+  for (const std::string good : {"a", "...", ".hidden", "v1.2_b-3", "x.."}) {
+    SCOPED_TRACE(good);
+    EXPECT_EQ(Read(Example("name: init-vs-length-spam", "name: " + good)).name, good);
+  }
   EXPECT_TRUE(HasText(ErrorFor(Example("../models/m", "../models/none")),
                       "s.yaml:6:9: model.path: " + Abs("models/none") + " is not a directory"));
   EXPECT_TRUE(HasText(ErrorFor(Example("task.yaml", "task2.yaml")), "s.yaml:9:9: task.file: "));

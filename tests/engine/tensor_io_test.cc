@@ -125,12 +125,11 @@ TEST_F(TensorIoTest, SavesNonContiguousTensorsByValue) {
 
 TEST_F(TensorIoTest, SaveRejectsUnsupportedDTypeNamingTheTensor) {
   const std::string path = dir_.File("bad.safetensors");
-  try {
-    SaveSafetensors(path, {{"ok", torch::ones({2})}, {"phase", torch::ones({2}, torch::kComplexFloat)}});
-    FAIL() << "no error";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("tensor 'phase'"), std::string::npos) << e.what();
-  }
+  EXPECT_TRUE(test::HasText(
+      test::ErrorOf([&] {
+        SaveSafetensors(path, {{"ok", torch::ones({2})}, {"phase", torch::ones({2}, torch::kComplexFloat)}});
+      }),
+      "tensor 'phase'"));
   EXPECT_FALSE(std::filesystem::exists(path));
 }
 
@@ -159,12 +158,7 @@ TEST_F(TensorIoTest, ReadsTensorsFromShardedCheckpoint) {
   const auto checkpoint = CheckpointReader::Open(dir_.path().string());
   EXPECT_TRUE(torch::equal(ReadTensor(*checkpoint, "a"), a));
   EXPECT_TRUE(torch::equal(ReadTensor(*checkpoint, "b"), b));
-  try {
-    ReadTensor(*checkpoint, "c");
-    FAIL() << "no error";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("'c'"), std::string::npos) << e.what();
-  }
+  EXPECT_TRUE(test::HasText(test::ErrorOf([&] { ReadTensor(*checkpoint, "c"); }), "'c'"));
 }
 
 TEST_F(TensorIoTest, ReadsMisalignedTensorData) {
