@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <sstream>
 
 namespace promptsweep {
@@ -40,6 +41,22 @@ std::string FormatShortest(double value) {
   char buffer[32];  // the longest shortest form, "-2.2250738585072014e-308", is 24
   const auto [end, ec] = std::to_chars(buffer, buffer + sizeof(buffer), value);
   return std::string(buffer, ec == std::errc() ? end : buffer);
+}
+
+std::optional<int64_t> ParseInteger(const std::string& text) {
+  int64_t value = 0;
+  const char* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (ec != std::errc() || ptr != end || text.empty()) return std::nullopt;
+  return value;
+}
+
+std::optional<double> ParseDouble(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  char* end = nullptr;
+  const double value = std::strtod(text.c_str(), &end);
+  if (end != text.c_str() + text.size() || !std::isfinite(value)) return std::nullopt;
+  return value;
 }
 
 }  // namespace promptsweep

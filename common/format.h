@@ -1,6 +1,8 @@
 // Human-readable figures for progress lines and status tables.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,5 +21,13 @@ std::string FormatTable(const std::vector<std::vector<std::string>>& rows);
 // text is data: drawn sweep values and trainer defaults (both hashed into job
 // ids) and metrics.csv values.
 std::string FormatShortest(double value);
+
+// The whole of `text` as a decimal integer ("42", "-7"), else nullopt (empty,
+// trailing characters, out of range).
+std::optional<int64_t> ParseInteger(const std::string& text);
+
+// The whole of `text` as a finite number (strtod syntax: "3e-4", "0.5"), else
+// nullopt (empty, trailing characters, inf, nan, out of range).
+std::optional<double> ParseDouble(const std::string& text);
 
 }  // namespace promptsweep

@@ -34,15 +34,19 @@ inline std::string ModelKey(const SettingList& settings) {
   return model + "|" + SettingValue(settings, "tokenizer") + "|" + SettingValue(settings, "dtype", "float32");
 }
 
+// [A-Za-z0-9._-]: the characters of sweep names, job ids and worker ids.
+inline bool IsNameChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+         c == '-';
+}
+
 // Whether `name` may name a sweep: letters, digits, '_', '.' and '-', not
 // empty and not "." or ".." (it becomes a directory name: runs/<name>,
 // <state dir>/sweeps/<name>). The sweep reader and the coordinator agree on it.
 inline bool IsPlainName(std::string_view name) {
   if (name.empty() || name == "." || name == "..") return false;
   for (const char c : name) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-                    c == '_' || c == '-';
-    if (!ok) return false;
+    if (!IsNameChar(c)) return false;
   }
   return true;
 }

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "common/job.h"
 #include "coordinator/sweep_spec.h"
 
 namespace promptsweep {
@@ -20,18 +21,6 @@ namespace fs = std::filesystem;
 // Unix time, for the record (finished_at, created); ordering uses counters.
 double WallTime() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-// [A-Za-z0-9._-]: characters of sweep names, job ids and worker ids.
-bool IsNameChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-         c == '-';
-}
-
-// Names that become directory and file names: no separators, no special entries.
-bool IsPlainName(const std::string& name) {
-  if (name.empty() || name == "." || name == "..") return false;
-  return std::all_of(name.begin(), name.end(), IsNameChar);
 }
 
 // A result file name: one path component.

@@ -2,13 +2,13 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <system_error>
 
 #include "common/error.h"
 #include "common/file_util.h"
+#include "common/log.h"
 
 namespace promptsweep {
 namespace {
@@ -161,8 +161,8 @@ void ResultsSink::Write(const ResultsBatch& batch, const Snapshot& snapshot, std
       try {
         Rewrite(batch, snapshot(batch.sweep));
       } catch (const Error& rebuild_error) {
-        std::fprintf(stderr, "promptsweep: warning: %s; %s (rebuilt when the coordinator restarts)\n",
-                     append_error.what(), rebuild_error.what());
+        Logger("coordinator").warn("{}; {} (rebuilt when the coordinator restarts)", append_error.what(),
+                                   rebuild_error.what());
       }
     }
   }

@@ -17,7 +17,6 @@
 #include "coordinator/scheduler.h"
 
 #include <condition_variable>
-#include <cstdio>
 #include <filesystem>
 #include <functional>
 #include <mutex>
@@ -26,6 +25,7 @@
 
 #include "common/error.h"
 #include "common/file_util.h"
+#include "common/log.h"
 #include "coordinator/job_table.h"
 #include "coordinator/results_sink.h"
 #include "coordinator/sqlite_store.h"
@@ -212,7 +212,7 @@ void Scheduler::Impl::ReadCheckpoint(JobSpec& spec, const std::string& path) {
     CommitLocked(table_.PlanCheckpointLost({spec.sweep, spec.job_id, spec.attempt}, path, reason));
   } catch (const Error& e) {
     // The lease is committed: hand it out; the next lease tries the file again.
-    std::fprintf(stderr, "promptsweep: warning: %s; %s\n", reason.c_str(), e.what());
+    Logger("coordinator").warn("{}; {}", reason, e.what());
   }
 }
 

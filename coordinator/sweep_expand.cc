@@ -4,7 +4,6 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
-#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -24,14 +23,6 @@ namespace {
 // Grid sweeps larger than this need a run_cap (a typo like 1000 values × 1000
 // values should not silently become a million jobs).
 constexpr int64_t kMaxJobs = 1000000;
-
-std::optional<int64_t> ParseInteger(const std::string& text) {
-  int64_t value = 0;
-  const char* end = text.data() + text.size();
-  const auto [ptr, ec] = std::from_chars(text.data(), end, value);
-  if (ec != std::errc() || ptr != end || text.empty()) return std::nullopt;
-  return value;
-}
 
 // --- Sampling: explicit formulas over mt19937_64 (whose output sequence the
 // standard fixes), so a sweep draws the same values on every platform;

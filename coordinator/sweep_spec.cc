@@ -3,9 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
-#include <charconv>
 #include <cmath>
-#include <cstdlib>
 #include <filesystem>
 #include <limits>
 #include <map>
@@ -14,6 +12,7 @@
 
 #include "common/error.h"
 #include "common/file_util.h"
+#include "common/format.h"
 #include "coordinator/sweep_expand.h"
 
 namespace promptsweep {
@@ -88,22 +87,6 @@ std::string ReadYamlText(const std::string& path, const std::string& what) {
   } catch (const Error&) {
     throw Error(StrCat(path, ": cannot open ", what));
   }
-}
-
-std::optional<int64_t> ParseInteger(const std::string& text) {
-  int64_t value = 0;
-  const char* end = text.data() + text.size();
-  const auto [ptr, ec] = std::from_chars(text.data(), end, value);
-  if (ec != std::errc() || ptr != end || text.empty()) return std::nullopt;
-  return value;
-}
-
-std::optional<double> ParseDouble(const std::string& text) {
-  if (text.empty()) return std::nullopt;
-  char* end = nullptr;
-  const double value = std::strtod(text.c_str(), &end);
-  if (end != text.c_str() + text.size() || !std::isfinite(value)) return std::nullopt;
-  return value;
 }
 
 // The sweep file or a task file being read: its path and directory.

@@ -6,11 +6,11 @@
 #include <chrono>
 #include <climits>
 #include <cstdlib>
-#include <iostream>
 #include <thread>
 #include <utility>
 
 #include "common/error.h"
+#include "common/log.h"
 
 namespace promptsweep {
 
@@ -214,7 +214,8 @@ MpiContext::~MpiContext() {
 }
 
 void MpiContext::Abort(const std::string& why, int exit_code) {
-  std::cerr << "promptsweep: rank " << rank() << " of " << size() << ": " << why << std::endl;
+  Logger("worker").critical("rank {} of {}: {}", rank(), size(), why);
+  Logger("worker").flush();
   MPI_Abort(MPI_COMM_WORLD, exit_code);
   std::_Exit(exit_code);  // MPI_Abort does not return; should it, end this rank anyway
 }

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <limits>
+#include <optional>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -69,6 +70,22 @@ TEST(FormatTableTest, LeftAlignedColumnsTwoSpacesApart) {
   EXPECT_EQ(FormatTable({{"only"}}), "only\n");
   // The last column is not padded.
   EXPECT_EQ(FormatTable({{"a", "b"}, {"ccc", ""}}), "a    b\nccc  \n");
+}
+
+TEST(ParseNumberTest, WholeTextOnly) {
+  EXPECT_EQ(ParseInteger("42"), 42);
+  EXPECT_EQ(ParseInteger("-7"), -7);
+  EXPECT_EQ(ParseInteger(""), std::nullopt);
+  EXPECT_EQ(ParseInteger("4x"), std::nullopt);
+  EXPECT_EQ(ParseInteger("1.0"), std::nullopt);
+  EXPECT_EQ(ParseInteger("99999999999999999999"), std::nullopt);
+  EXPECT_EQ(ParseDouble("3e-4"), 3e-4);
+  EXPECT_EQ(ParseDouble("-0.5"), -0.5);
+  EXPECT_EQ(ParseDouble(""), std::nullopt);
+  EXPECT_EQ(ParseDouble("0.5 "), std::nullopt);
+  EXPECT_EQ(ParseDouble("inf"), std::nullopt);
+  EXPECT_EQ(ParseDouble("nan"), std::nullopt);
+  EXPECT_EQ(ParseDouble("1e999"), std::nullopt);
 }
 
 }  // namespace
