@@ -25,4 +25,9 @@ void AddCancelCommand(CLI::App& app);
 void AddWaitCommand(CLI::App& app);
 void AddRunCommand(CLI::App& app);
 
+// --help of `--pack K`, the same for `worker` and `run`.
+inline constexpr char kPackHelp[] =
+    "train up to K compatible jobs (same model, data and task) at once in one forward/backward per step; default 1 "
+    "(on CPU one job already keeps the cores busy; on a GPU try 8-16)";
+
 }  // namespace promptsweep::cli

@@ -44,6 +44,7 @@ struct RunArgs {
   int64_t workers = 2;
   std::string output;
   int64_t threads = 0;
+  int64_t pack = 1;
   std::string device;
   double lease_timeout = 30.0;
   int64_t max_attempts = 3;
@@ -159,6 +160,7 @@ std::string LastLines(const fs::path& file, int n) {
 
 void Run(const RunArgs& args) {
   if (args.workers < 1) throw Error("--workers must be >= 1");
+  if (args.pack < 1) throw Error(StrCat("--pack must be >= 1, got ", args.pack));
   const Sweep sweep = ReadTrainSweep(args.sweep_path);  // invalid: nothing starts
   const fs::path output =
       fs::absolute(args.output.empty() ? fs::path("runs") / sweep.name : fs::path(args.output)).lexically_normal();
@@ -197,9 +199,14 @@ void Run(const RunArgs& args) {
       worker_args.push_back("--device");
       worker_args.push_back(args.device);
     }
+    if (args.pack != 1) {
+      worker_args.push_back("--pack");
+      worker_args.push_back(std::to_string(args.pack));
+    }
     WorkerProcesses workers(worker_args, log_dir, token);
     for (int64_t i = 0; i < args.workers; ++i) workers.Start(static_cast<std::size_t>(i));
-    Logger("run").info("started {} workers × {} threads (logs: {}/worker-*.log)", args.workers, threads,
+    Logger("run").info("started {} workers × {} threads{} (logs: {}/worker-*.log)", args.workers, threads,
+                       args.pack > 1 ? StrCat(", up to ", args.pack, " jobs packed each") : std::string(),
                        log_dir.string());
 
     const bool tty = isatty(STDERR_FILENO) != 0;
@@ -277,6 +284,7 @@ void AddRunCommand(CLI::App& app) {
       ->type_name("DIR");
   cmd->add_option("--threads", args->threads, "LibTorch threads per worker (default: cores / workers)");
   cmd->add_option("--device", args->device, "device for every job: cpu, cuda, cuda:N (default: the sweep's)");
+  cmd->add_option("--pack", args->pack, kPackHelp)->type_name("K");
   cmd->add_option("--lease-timeout", args->lease_timeout,
                   "seconds without a heartbeat before a job goes back to the queue (default 30)");
   cmd->add_option("--max-attempts", args->max_attempts, "attempts per job before it is failed (default 3)");

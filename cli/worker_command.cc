@@ -28,9 +28,10 @@ void AddWorkerCommand(CLI::App& app) {
   auto args = std::make_shared<WorkerArgs>();
   CLI::App* cmd = app.add_subcommand(
       "worker",
-      "Run a worker: leases jobs from the coordinator one after another and trains them, keeping frozen models "
-      "loaded between jobs (up to --memory-budget-gb). SIGTERM, SIGUSR2 or Ctrl-C preempt it: the running job's "
-      "checkpoint goes to the coordinator and the job resumes on the next worker. Reconnects with backoff while "
+      "Run a worker: leases jobs from the coordinator one after another (with --pack K: up to K at once) and "
+      "trains them, keeping frozen models loaded between jobs (up to --memory-budget-gb). SIGTERM, SIGUSR2 or "
+      "Ctrl-C preempt it: each running job's checkpoint goes to the coordinator and the job resumes on the next "
+      "worker. Reconnects with backoff while "
       "the coordinator is away.\n\n"
       "Under mpirun -np R (or srun -n R with an MPI plugin) the R processes are one worker (a group of R ranks): "
       "rank 0 talks to the coordinator and every rank trains each job on its share of every batch, with the same "
@@ -48,6 +49,7 @@ void AddWorkerCommand(CLI::App& app) {
                   "of the cgroup limit, shared by the ranks of an MPI group on one node)");
   cmd->add_option("--work-dir", args->process.work_dir, "scratch directory for job outputs (default: a temporary one)")
       ->type_name("DIR");
+  cmd->add_option("--pack", args->process.pack, kPackHelp)->type_name("K");
   cmd->add_option("--max-jobs", args->process.max_jobs, "exit after this many jobs (default: no limit)");
   cmd->add_option("--idle-exit", args->process.idle_exit,
                   "exit after this many seconds without a job (default: never; handy in SLURM job arrays)");

@@ -19,8 +19,12 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// Unreachable, or the coordinator shutting down under a call (its server
+// cancels calls in flight, e.g. a worker's long-poll, when it stops): retried.
+// This client never cancels its own calls.
 bool Transient(const grpc::Status& status) {
-  return status.error_code() == grpc::StatusCode::UNAVAILABLE;
+  return status.error_code() == grpc::StatusCode::UNAVAILABLE ||
+         status.error_code() == grpc::StatusCode::CANCELLED;
 }
 
 }  // namespace
@@ -173,11 +177,12 @@ RegisterReply CoordinatorClient::RegisterWorker(const WorkerInfo& info, const st
 }
 
 LeaseReply CoordinatorClient::LeaseJob(const std::string& worker_id, const std::vector<std::string>& loaded_models,
-                                       int64_t wait_ms) {
+                                       int64_t wait_ms, const std::vector<std::string>& running_packs) {
   v1::LeaseJobRequest request;
   request.set_worker_id(worker_id);
   for (const std::string& model : loaded_models) request.add_loaded_models(model);
   request.set_wait_ms(wait_ms);
+  for (const std::string& pack : running_packs) request.add_running_packs(pack);
   v1::LeaseJobReply reply;
   impl_->Call("lease", kCallSeconds + static_cast<double>(wait_ms) / 1000.0,
               [&](grpc::ClientContext& c) { return impl_->stub_->LeaseJob(&c, request, &reply); });

@@ -57,7 +57,9 @@ class CoordinatorClient {
   std::string Handshake();
 
   RegisterReply RegisterWorker(const WorkerInfo& info, const std::vector<std::string>& loaded_models);
-  LeaseReply LeaseJob(const std::string& worker_id, const std::vector<std::string>& loaded_models, int64_t wait_ms);
+  // `running_packs`: PackKeys of the jobs the worker's other slots run (preferred).
+  LeaseReply LeaseJob(const std::string& worker_id, const std::vector<std::string>& loaded_models, int64_t wait_ms,
+                      const std::vector<std::string>& running_packs = {});
   HeartbeatReply Heartbeat(const std::string& worker_id, const std::vector<LeaseRef>& leases);
   ReportAck ReportResult(const std::string& worker_id, const LeaseRef& lease, const JobOutcome& outcome);
   ReportAck ReportCheckpoint(const std::string& worker_id, const LeaseRef& lease, const std::string& checkpoint,

@@ -34,6 +34,37 @@ inline std::string ModelKey(const SettingList& settings) {
   return model + "|" + SettingValue(settings, "tokenizer") + "|" + SettingValue(settings, "dtype", "float32");
 }
 
+// What jobs must share to train together in one pack (one forward/backward
+// per step over several prompts, worker --pack K): the frozen model
+// (model, tokenizer, dtype), the device, the data (train, dev, test), the
+// task, template, max_length and the verbalizer. Jobs that differ only in
+// trainer options (learning rate, seed, prompt length, init, ...) share a
+// key. Empty when the job has no model. Settings are looked up by name, so
+// their order does not matter; the verbalizer's does (label order is class
+// order). Fields are length-prefixed: a template may contain any character.
+inline std::string PackKey(const SettingList& settings, const SettingList& verbalizer) {
+  if (SettingValue(settings, "model").empty()) return "";
+  std::string key;
+  const auto append = [&key](std::string_view name, const std::string& value) {
+    if (!key.empty()) key += '|';
+    key.append(name);
+    key += '=';
+    key += std::to_string(value.size());
+    key += ':';
+    key += value;
+  };
+  for (const std::string_view name : {"model", "tokenizer"}) append(name, SettingValue(settings, name));
+  append("dtype", SettingValue(settings, "dtype", "float32"));  // ModelKey's default
+  for (const std::string_view name : {"device", "train", "dev", "test", "task", "template", "max_length"}) {
+    append(name, SettingValue(settings, name));
+  }
+  for (const auto& [label, words] : verbalizer) {
+    append("label", label);
+    append("words", words);
+  }
+  return key;
+}
+
 // [A-Za-z0-9._-]: the characters of sweep names, job ids and worker ids.
 inline bool IsNameChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||

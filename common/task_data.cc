@@ -264,6 +264,19 @@ class ExampleBuilder {
 
 }  // namespace
 
+std::string FormatInput(const TaskSpec& spec, const std::string& text) {
+  const std::string field = spec.kind == TaskKind::kGeneration ? "input" : "text";
+  const std::string template_text = spec.template_text.empty() ? "{" + field + "}" : spec.template_text;
+  const std::vector<TemplatePart> parts = ParseTemplate(template_text, spec.kind);
+  for (const TemplatePart& part : parts) {
+    if (part.is_field && part.text != field) {
+      throw Error(StrCat("task template \"", template_text, "\" names {", part.text, "}, but a single text fills {",
+                         field, "} only; give --template"));
+    }
+  }
+  return Render(parts, {{field, text}});
+}
+
 TaskData LoadTaskData(const std::string& path, const TaskSpec& spec, const Tokenizer& tokenizer) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(StrCat(path, ": cannot open task file for reading"));

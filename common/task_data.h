@@ -65,6 +65,12 @@ struct TaskData {
   std::vector<std::vector<int32_t>> label_ids;
 };
 
+// `text` as the input of one example: the task's template with its input
+// field ({text} for classification, {input} for generation) set to `text`
+// (what `generate` feeds an adapter trained with a template). Error when the
+// template names another field.
+std::string FormatInput(const TaskSpec& spec, const std::string& text);
+
 // Reads and tokenizes a JSONL file. Blank lines are skipped.
 TaskData LoadTaskData(const std::string& path, const TaskSpec& spec, const Tokenizer& tokenizer);
 

@@ -99,11 +99,12 @@ grpc::Status CoordinatorService::LeaseJob(grpc::ServerContext* context, const v1
     return grpc::Status::OK;
   }
   const std::vector<std::string> models(request->loaded_models().begin(), request->loaded_models().end());
+  const std::vector<std::string> packs(request->running_packs().begin(), request->running_packs().end());
   const auto deadline = std::chrono::steady_clock::now() +
                         std::chrono::milliseconds(std::clamp<int64_t>(request->wait_ms(), 0, options_.max_lease_wait_ms));
   return Forward("LeaseJob", [&] {
     while (true) {
-      if (std::optional<JobSpec> job = scheduler_.Lease(request->worker_id(), models)) {
+      if (std::optional<JobSpec> job = scheduler_.Lease(request->worker_id(), models, packs)) {
         ToProto(*job, reply->mutable_job());
         return;
       }

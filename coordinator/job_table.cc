@@ -56,6 +56,7 @@ struct JobTable::SweepRecord {
 struct JobTable::JobRecord {
   SweepRecord* sweep = nullptr;
   StoredJob stored;  // stored.durable: as committed
+  std::string pack_key;  // PackKey of a train job, derived from stored (not stored itself)
   // In memory only: a restarted coordinator gives every lease a fresh deadline.
   double deadline = 0.0;
   double renewed_at = 0.0;
@@ -298,24 +299,32 @@ void JobTable::Renew(JobRecord& job) {
   job.deadline = job.renewed_at + options_.lease_timeout_seconds;
 }
 
-const JobTable::JobRecord* JobTable::NextPending(const std::vector<std::string>& loaded_models) const {
-  // The oldest pending job of a loaded model saves a model load; else the oldest.
+const JobTable::JobRecord* JobTable::OldestOf(const PendingIndex& index, const std::vector<std::string>& keys) {
   const JobRecord* job = nullptr;
-  for (const std::string& model : loaded_models) {
-    auto found = pending_by_model_.find(model);
-    if (found == pending_by_model_.end() || model.empty()) continue;
+  for (const std::string& key : keys) {
+    auto found = index.find(key);
+    if (found == index.end() || key.empty()) continue;
     const JobRecord* first = found->second.begin()->second;
     if (job == nullptr || KeyOf(*first) < KeyOf(*job)) job = first;
   }
+  return job;
+}
+
+const JobTable::JobRecord* JobTable::NextPending(const std::vector<std::string>& loaded_models,
+                                                 const std::vector<std::string>& running_packs) const {
+  // A job that joins a running pack shares its forward/backward; one of a
+  // loaded model saves a model load; else the oldest.
+  const JobRecord* job = OldestOf(pending_by_pack_, running_packs);
+  if (job == nullptr) job = OldestOf(pending_by_model_, loaded_models);
   if (job == nullptr && !pending_.empty()) job = pending_.begin()->second;
   return job;
 }
 
-JobTable::LeaseGrant JobTable::PlanLease(const std::string& worker_id,
-                                         const std::vector<std::string>& loaded_models) const {
+JobTable::LeaseGrant JobTable::PlanLease(const std::string& worker_id, const std::vector<std::string>& loaded_models,
+                                         const std::vector<std::string>& running_packs) const {
   if (workers_.count(worker_id) == 0) throw Error(StrCat("unknown worker '", worker_id, "': register first"));
   LeaseGrant grant;
-  const JobRecord* job = NextPending(loaded_models);
+  const JobRecord* job = NextPending(loaded_models, running_packs);
   if (job == nullptr) return grant;
   JobDurable next = job->durable();
   next.state = JobState::kLeased;
@@ -626,6 +635,7 @@ bool JobTable::AddJob(const StoredJob& stored) {
   auto job = std::make_unique<JobRecord>();
   job->sweep = &sweep;
   job->stored = stored;
+  if (stored.kind == kTrainJob) job->pack_key = PackKey(stored.settings, stored.verbalizer);
   JobRecord* record = job.get();
   sweep.by_id[stored.id] = record;
   sweep.jobs.push_back(std::move(job));
@@ -655,17 +665,29 @@ bool JobTable::UpdateJob(JobRecord& job, const JobDurable& next) {
   return false;
 }
 
+namespace {
+
+// Drops `queue_key` from `index[key]`, and the key when nothing is left under it.
+template <typename Index, typename QueueKey>
+void RemoveFromIndex(Index& index, const std::string& key, const QueueKey& queue_key) {
+  auto found = index.find(key);
+  if (found == index.end()) return;
+  found->second.erase(queue_key);
+  if (found->second.empty()) index.erase(found);
+}
+
+}  // namespace
+
 void JobTable::IndexPending(JobRecord& job) {
   pending_[KeyOf(job)] = &job;
   pending_by_model_[job.stored.model_key][KeyOf(job)] = &job;
+  pending_by_pack_[job.pack_key][KeyOf(job)] = &job;
 }
 
 void JobTable::UnindexPending(JobRecord& job) {
   pending_.erase(KeyOf(job));
-  auto model = pending_by_model_.find(job.stored.model_key);
-  if (model == pending_by_model_.end()) return;
-  model->second.erase(KeyOf(job));
-  if (model->second.empty()) pending_by_model_.erase(model);
+  RemoveFromIndex(pending_by_model_, job.stored.model_key, KeyOf(job));
+  RemoveFromIndex(pending_by_pack_, job.pack_key, KeyOf(job));
 }
 
 void JobTable::AddWorker(const StoredWorker& stored, double last_seen) {

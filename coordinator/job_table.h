@@ -104,8 +104,11 @@ class JobTable {
   // Error when the sweep exists with other parameters, output or metric.
   Submission PlanSubmit(const SweepSubmission& submission) const;
   Registration PlanRegisterWorker(const WorkerInfo& info) const;
-  // Error for an unknown worker. No spec when nothing is pending.
-  LeaseGrant PlanLease(const std::string& worker_id, const std::vector<std::string>& loaded_models) const;
+  // Error for an unknown worker. No spec when nothing is pending. The oldest
+  // pending job whose PackKey is in `running_packs`, else the oldest of a
+  // model in `loaded_models` (ModelKeys), else the oldest.
+  LeaseGrant PlanLease(const std::string& worker_id, const std::vector<std::string>& loaded_models,
+                       const std::vector<std::string>& running_packs = {}) const;
   // The checkpoint of `lease` could not be read: the job starts over.
   // Nothing when the job has moved on since.
   Effects PlanCheckpointLost(const LeaseRef& lease, const std::string& path, const std::string& reason) const;
@@ -154,7 +157,12 @@ class JobTable {
   std::string CheckHolder(const std::string& worker_id, const LeaseRef& lease, const JobRecord** job) const;
   // The job when `worker_id` holds `lease`; else nullptr with the reason in `report`.
   const JobRecord* HolderOf(const std::string& worker_id, const LeaseRef& lease, Report& report) const;
-  const JobRecord* NextPending(const std::vector<std::string>& loaded_models) const;
+  // Pending jobs by a key of theirs (ModelKey, PackKey), oldest first.
+  using PendingIndex = std::unordered_map<std::string, std::map<QueueKey, JobRecord*>>;
+  const JobRecord* NextPending(const std::vector<std::string>& loaded_models,
+                               const std::vector<std::string>& running_packs) const;
+  // The oldest job in `index` under one of `keys` (empty keys never match).
+  static const JobRecord* OldestOf(const PendingIndex& index, const std::vector<std::string>& keys);
   void Renew(JobRecord& job);
 
   // Plan steps.
@@ -189,7 +197,8 @@ class JobTable {
   std::vector<SweepRecord*> sweep_order_;
   std::unordered_map<std::string, SweepRecord*> sweep_by_output_;
   std::map<QueueKey, JobRecord*> pending_;
-  std::unordered_map<std::string, std::map<QueueKey, JobRecord*>> pending_by_model_;
+  PendingIndex pending_by_model_;  // by ModelKey
+  PendingIndex pending_by_pack_;   // by PackKey (JobRecord::pack_key)
   std::unordered_set<JobRecord*> active_;  // leased or running
   std::unordered_map<std::string, WorkerRecord> workers_;
 

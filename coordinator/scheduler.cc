@@ -68,7 +68,8 @@ class Scheduler::Impl {
   SubmitResult Submit(const SweepSubmission& submission);
   std::string RegisterWorker(const WorkerInfo& info);
   bool KnownWorker(const std::string& worker_id) const;
-  std::optional<JobSpec> Lease(const std::string& worker_id, const std::vector<std::string>& loaded_models);
+  std::optional<JobSpec> Lease(const std::string& worker_id, const std::vector<std::string>& loaded_models,
+                               const std::vector<std::string>& running_packs);
   void WaitForWork(std::chrono::steady_clock::time_point deadline);
   std::vector<LeaseRef> Heartbeat(const std::string& worker_id, const std::vector<LeaseRef>& held);
   ReportAck Progress(const std::string& worker_id, const LeaseRef& lease, const JobProgress& progress);
@@ -184,12 +185,13 @@ bool Scheduler::Impl::KnownWorker(const std::string& worker_id) const {
 // --- Leases ---
 
 std::optional<JobSpec> Scheduler::Impl::Lease(const std::string& worker_id,
-                                              const std::vector<std::string>& loaded_models) {
+                                              const std::vector<std::string>& loaded_models,
+                                              const std::vector<std::string>& running_packs) {
   JobTable::LeaseGrant grant;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     table_.Touch(worker_id);
-    grant = table_.PlanLease(worker_id, loaded_models);
+    grant = table_.PlanLease(worker_id, loaded_models, running_packs);
     if (!grant.spec) return std::nullopt;
     CommitLocked(std::move(grant.effects));
   }
@@ -339,8 +341,9 @@ Scheduler::~Scheduler() = default;
 SubmitResult Scheduler::Submit(const SweepSubmission& sweep) { return impl_->Submit(sweep); }
 std::string Scheduler::RegisterWorker(const WorkerInfo& info) { return impl_->RegisterWorker(info); }
 bool Scheduler::KnownWorker(const std::string& worker_id) const { return impl_->KnownWorker(worker_id); }
-std::optional<JobSpec> Scheduler::Lease(const std::string& worker_id, const std::vector<std::string>& loaded_models) {
-  return impl_->Lease(worker_id, loaded_models);
+std::optional<JobSpec> Scheduler::Lease(const std::string& worker_id, const std::vector<std::string>& loaded_models,
+                                        const std::vector<std::string>& running_packs) {
+  return impl_->Lease(worker_id, loaded_models, running_packs);
 }
 void Scheduler::WaitForWork(std::chrono::steady_clock::time_point deadline) { impl_->WaitForWork(deadline); }
 std::vector<LeaseRef> Scheduler::Heartbeat(const std::string& worker_id, const std::vector<LeaseRef>& held) {

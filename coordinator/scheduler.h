@@ -69,10 +69,13 @@ class Scheduler {
   bool KnownWorker(const std::string& worker_id) const;
 
   // Leases the next pending job to `worker_id`, or nothing. Prefers jobs whose
-  // ModelKey is in `loaded_models`, then submission order (older sweeps
-  // first). Increments the attempt; loads the job's checkpoint if it has one.
+  // PackKey is in `running_packs` (they join a pack the worker trains now),
+  // then jobs whose ModelKey is in `loaded_models`, then submission order
+  // (older sweeps first); the oldest within each. Increments the attempt;
+  // loads the job's checkpoint if it has one.
   // Error for a worker id RegisterWorker did not give (ids survive restarts).
-  std::optional<JobSpec> Lease(const std::string& worker_id, const std::vector<std::string>& loaded_models);
+  std::optional<JobSpec> Lease(const std::string& worker_id, const std::vector<std::string>& loaded_models,
+                               const std::vector<std::string>& running_packs = {});
   // Blocks until a job may be pending (a submit, an expiry, a requeue) or
   // `deadline` passes; for the long-poll of LeaseJob. Returns at once after Shutdown().
   void WaitForWork(std::chrono::steady_clock::time_point deadline);

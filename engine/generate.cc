@@ -51,26 +51,52 @@ torch::Tensor NextTokens(const torch::Tensor& logits, const GenerateOptions& opt
 std::vector<std::vector<int32_t>> Generate(const CausalLM& model, const torch::Tensor& prompt,
                                            const std::vector<std::vector<int32_t>>& inputs,
                                            const GenerateOptions& options) {
+  // A stack of one prompt gives the same embeddings value for value, so the
+  // same tokens as a dedicated single-prompt path would.
+  return Generate(model, std::vector<torch::Tensor>{prompt}, std::vector<int64_t>(inputs.size(), 0), inputs,
+                  options);
+}
+
+std::vector<std::vector<int32_t>> Generate(const CausalLM& model, const std::vector<torch::Tensor>& prompts,
+                                           const std::vector<int64_t>& prompt_index,
+                                           const std::vector<std::vector<int32_t>>& inputs,
+                                           const GenerateOptions& options) {
   ValidateOptions(options);
+  if (prompt_index.size() != inputs.size()) {
+    throw Error(StrCat("generation: ", prompt_index.size(), " prompt indices for ", inputs.size(),
+                       " inputs; give one index per input"));
+  }
   std::vector<std::vector<int32_t>> outputs(inputs.size());
   if (inputs.empty() || options.max_new_tokens == 0) return outputs;
 
-  const int64_t n = prompt.defined() ? prompt.size(0) : 0;
+  std::vector<int64_t> prompt_lengths;
+  for (const torch::Tensor& prompt : prompts) prompt_lengths.push_back(prompt.defined() ? prompt.size(0) : 0);
   std::vector<Example> examples(inputs.size());
   std::vector<const Example*> rows;
-  int64_t longest = 0;
+  int64_t worst_virtual = 0;  // the row reaching the highest position
+  int64_t worst_input = 0;
   for (std::size_t i = 0; i < inputs.size(); ++i) {
+    const int64_t p = prompt_index[i];
+    if (p < 0 || p >= static_cast<int64_t>(prompts.size())) {
+      throw Error(StrCat("generation: input ", i, " uses prompt ", p, ", outside the stack of ", prompts.size(),
+                         " prompts"));
+    }
+    const int64_t n = prompt_lengths[static_cast<std::size_t>(p)];
     if (inputs[i].empty() && n == 0) {
       throw Error(StrCat("generation: input ", i, " is empty and there is no soft prompt to continue from"));
     }
     examples[i].input_ids = inputs[i];
     examples[i].line = static_cast<int64_t>(i);
     rows.push_back(&examples[i]);
-    longest = std::max<int64_t>(longest, static_cast<int64_t>(inputs[i].size()));
+    const int64_t length = static_cast<int64_t>(inputs[i].size());
+    if (n + length > worst_virtual + worst_input) {
+      worst_virtual = n;
+      worst_input = length;
+    }
   }
   const int64_t max_positions = model.config().max_position_embeddings;
-  if (n + longest + options.max_new_tokens > max_positions) {
-    throw Error(StrCat("generation: ", n, " virtual + ", longest, " input + ", options.max_new_tokens,
+  if (worst_virtual + worst_input + options.max_new_tokens > max_positions) {
+    throw Error(StrCat("generation: ", worst_virtual, " virtual + ", worst_input, " input + ", options.max_new_tokens,
                        " new tokens exceed the model's max_position_embeddings (",
                        max_positions, "); shorten the inputs or lower max_new_tokens"));
   }
@@ -79,12 +105,12 @@ std::vector<std::vector<int32_t>> Generate(const CausalLM& model, const torch::T
   const torch::Device device = model.device();
   // Left padding: every row's last real token is the last column, so one
   // slice gives the logits of all rows, and new tokens append in lockstep.
-  const PromptBatch batch = MakePromptBatch(rows, n, Padding::kLeft, device);
+  const PromptBatch batch = MakePromptBatch(rows, prompt_lengths, prompt_index, Padding::kLeft, device);
   const int64_t batch_size = batch.input_ids.size(0);
   KvCache cache;
   torch::Tensor attention_mask = batch.attention_mask;
   torch::Tensor hidden =
-      model.Forward(ComposeInputsEmbeds(model, prompt, batch), attention_mask, batch.position_ids, &cache);
+      model.Forward(ComposeInputsEmbeds(model, prompts, batch), attention_mask, batch.position_ids, &cache);
 
   at::Generator generator = at::detail::createCPUGenerator(options.seed);
   std::vector<bool> finished(inputs.size(), false);
@@ -113,7 +139,8 @@ std::vector<std::vector<int32_t>> Generate(const CausalLM& model, const torch::T
     const torch::Tensor alive_tensor = torch::tensor(alive, torch::kInt64).to(device).unsqueeze(1);
     next = next.unsqueeze(1) * alive_tensor;
     attention_mask = torch::cat({attention_mask, alive_tensor.to(attention_mask.scalar_type())}, /*dim=*/1);
-    // Position = number of real tokens before this one (prompt included), as
+    // Position = number of real tokens before this one (prompt included; the
+    // unused slots of a shorter prompt are masked, so not counted), as
     // PositionIdsFromMask gives for the last column of an unfinished row.
     const torch::Tensor positions = attention_mask.sum(/*dim=*/1, /*keepdim=*/true) - 1;
     hidden = model.Forward(model.EmbedTokens(next), attention_mask, positions, &cache);

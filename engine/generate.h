@@ -1,4 +1,4 @@
-// Text generation with a soft prompt: left-padded batch, prompt placed right
+// Text generation with a soft prompt (or one per row): left-padded batch, prompt placed right
 // before each row's first real token, KV cache, greedy or temperature/top-p.
 #pragma once
 
@@ -28,6 +28,16 @@ struct GenerateOptions {
 // an empty input without a prompt, or N + longest input + max_new_tokens
 // beyond the model's max_position_embeddings.
 std::vector<std::vector<int32_t>> Generate(const CausalLM& model, const torch::Tensor& prompt,
+                                           const std::vector<std::vector<int32_t>>& inputs,
+                                           const GenerateOptions& options);
+
+// The same with per-row prompts: input i continues after prompts[prompt_index[i]]
+// (undefined: the bare model), each row's tokens those of Generate with its
+// prompt alone (PromptBatch's per-row layout; greedy is exact up to float
+// ties; a sampled row's draws depend on its place in the batch). Error also
+// when an index is outside the stack or a prompt does not fit the model.
+std::vector<std::vector<int32_t>> Generate(const CausalLM& model, const std::vector<torch::Tensor>& prompts,
+                                           const std::vector<int64_t>& prompt_index,
                                            const std::vector<std::vector<int32_t>>& inputs,
                                            const GenerateOptions& options);
 

@@ -560,4 +560,91 @@ std::string JobFileYaml(const JobSettings& settings, const std::string& output) 
   return std::string(out.c_str()) + "\n";
 }
 
+std::string TaskFileYaml(const TaskArgs& task) {
+  YAML::Emitter out;
+  out << YAML::Comment("the task this prompt was trained for (promptsweep eval/generate read it; flags override)");
+  out << YAML::BeginMap;
+  out << YAML::Key << "task" << YAML::Value << YAML::DoubleQuoted << task.task;
+  out << YAML::Key << "template" << YAML::Value << YAML::DoubleQuoted << task.template_text;
+  if (!task.verbalizer.empty()) {
+    out << YAML::Key << "verbalizer" << YAML::Value << YAML::BeginMap;
+    for (const auto& [label, words] : task.verbalizer) {
+      out << YAML::Key << YAML::DoubleQuoted << label << YAML::Value << YAML::DoubleQuoted << words;
+    }
+    out << YAML::EndMap;
+  }
+  out << YAML::Key << "max_length" << YAML::Value << task.max_length;
+  out << YAML::EndMap;
+  PS_CHECK(out.good(), out.GetLastError());
+  return std::string(out.c_str()) + "\n";
+}
+
+std::vector<std::string> ExpandAdapterDirs(const std::vector<std::string>& paths) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> dirs;
+  for (const std::string& path : paths) {
+    if (fs::exists(fs::path(path) / "adapter_config.json")) {
+      dirs.push_back(path);
+      continue;
+    }
+    std::error_code ec;
+    std::vector<std::string> found;
+    if (fs::is_directory(path, ec)) {
+      for (const fs::directory_entry& entry : fs::directory_iterator(path, ec)) {
+        if (fs::exists(entry.path() / "adapter_config.json")) found.push_back(entry.path().string());
+      }
+    }
+    if (found.empty()) {
+      throw Error(StrCat("--adapter ", path, ": ", fs::is_directory(path, ec) ? "" : "not a directory; ",
+                         "no adapter_config.json there and no adapter directories inside (an adapter is "
+                         "adapter_config.json + adapter_model.safetensors)"));
+    }
+    std::sort(found.begin(), found.end());
+    dirs.insert(dirs.end(), found.begin(), found.end());
+  }
+  return dirs;
+}
+
+namespace {
+
+std::string DescribeTask(const TaskArgs& task) {
+  std::string verbalizer;
+  for (const auto& [label, words] : task.verbalizer) verbalizer += StrCat(verbalizer.empty() ? "" : ", ", label, "=", words);
+  return StrCat("task ", task.task, ", template \"", task.template_text, "\", verbalizer {", verbalizer,
+                "}, max_length ", task.max_length);
+}
+
+bool SameTask(const TaskArgs& a, const TaskArgs& b) {
+  return a.task == b.task && a.template_text == b.template_text && a.verbalizer == b.verbalizer &&
+         a.max_length == b.max_length;
+}
+
+}  // namespace
+
+TaskArgs AdaptersTask(const std::vector<std::string>& adapter_dirs, SettingFlags& flags, TaskArgs& task) {
+  std::optional<TaskArgs> common;
+  std::string first;
+  for (const std::string& dir : adapter_dirs) {
+    task = TaskArgs{};
+    const std::string file = (std::filesystem::path(dir) / kAdapterTaskFile).string();
+    if (std::filesystem::exists(file)) flags.ApplyJobFile(file);
+    flags.ApplyCommandLine();
+    if (!common) {
+      common = task;
+      first = dir;
+    } else if (!SameTask(*common, task)) {
+      throw Error(StrCat("adapters ", first, " and ", dir, " were trained for different tasks (", DescribeTask(*common),
+                         " vs ", DescribeTask(task),
+                         "); evaluate them in separate calls, or give the task flags to use for both"));
+    }
+  }
+  if (!common) {
+    task = TaskArgs{};
+    flags.ApplyCommandLine();
+    return task;
+  }
+  task = *common;
+  return task;
+}
+
 }  // namespace promptsweep

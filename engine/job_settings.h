@@ -177,4 +177,24 @@ Sweep ReadTrainSweep(const std::string& path);
 // gets back the same texts and so the same job.
 std::string JobFileYaml(const JobSettings& settings, const std::string& output);
 
+// The file next to an adapter's PEFT files (which it leaves untouched) that
+// records the task the prompt was trained for, as job-file keys: task,
+// template, verbalizer, max_length. `eval` and `generate` read it (with
+// SettingFlags::ApplyJobFile, so flags override it): the adapter alone says
+// how its prompt is meant to be used.
+inline constexpr char kAdapterTaskFile[] = "promptsweep_task.yaml";
+std::string TaskFileYaml(const TaskArgs& task);
+
+// `--adapter` values: each an adapter directory (adapter_config.json), or a
+// directory of adapters (e.g. a sweep's adapters/: the subdirectories that
+// hold adapter_config.json, in name order). Error for a path that is neither.
+std::vector<std::string> ExpandAdapterDirs(const std::vector<std::string>& paths);
+
+// The task settings that apply to each adapter: `task` reset to the
+// defaults, the adapter's kAdapterTaskFile (when it has one) applied to
+// `flags`, then the command line, which overrides it. All adapters must come
+// out the same: Error naming two that differ (and how) otherwise. `flags`
+// must hold TaskSettings(task).
+TaskArgs AdaptersTask(const std::vector<std::string>& adapter_dirs, SettingFlags& flags, TaskArgs& task);
+
 }  // namespace promptsweep

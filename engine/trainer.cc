@@ -219,56 +219,248 @@ torch::Tensor TargetLogProbs(const CausalLM& model, const torch::Tensor& prompt,
   return torch::log_softmax(logits, /*dim=*/-1).gather(1, batch.target_ids.unsqueeze(1)).squeeze(1);
 }
 
-EvalResult EvaluatePrompt(const CausalLM& model, const Tokenizer& tokenizer, const torch::Tensor& prompt,
-                          const TaskData& data, const EvalOptions& options, Collective& collective) {
-  PS_CHECK(options.batch_size >= 1, "eval batch size ", options.batch_size);
-  torch::NoGradGuard no_grad;
-  const bool classification = IsClassification(data);
-  const int64_t num_virtual = prompt.defined() ? prompt.size(0) : 0;
-  const int64_t num_labels = static_cast<int64_t>(data.label_ids.size());
-  const ShardRange shard = ShardOf(static_cast<int64_t>(data.examples.size()), collective.rank(), collective.size());
+namespace {
 
-  double loss_sum = 0;
+// A CPU index list on `device`.
+torch::Tensor IndexTensor(const std::vector<int64_t>& values, torch::Device device) {
+  return torch::tensor(values, torch::kInt64).to(device);
+}
+
+// The prompts one evaluation batch runs under: a stack of P prompts and, per
+// row, which one. One prompt (P = 1) takes the single-prompt calls of
+// soft_prompt.h, so a job's own evaluation is what it always was.
+struct RowPrompts {
+  const std::vector<torch::Tensor>* prompts = nullptr;
+  std::vector<int64_t> lengths;  // n_p of each prompt (0: the bare model)
+  std::vector<int64_t> index;    // per row of the batch
+
+  bool single() const { return prompts->size() == 1; }
+  PromptBatch Batch(const std::vector<const Example*>& rows, Padding padding, torch::Device device) const {
+    if (single()) return MakePromptBatch(rows, lengths.front(), padding, device);
+    return MakePromptBatch(rows, lengths, index, padding, device);
+  }
+  torch::Tensor Embeds(const CausalLM& model, const PromptBatch& batch) const {
+    if (single()) return ComposeInputsEmbeds(model, prompts->front(), batch);
+    return ComposeInputsEmbeds(model, *prompts, batch);
+  }
+  torch::Tensor LogProbs(const CausalLM& model, const PromptBatch& batch) const {
+    if (single()) return promptsweep::TargetLogProbs(model, prompts->front(), batch);
+    return promptsweep::TargetLogProbs(model, *prompts, batch);
+  }
+};
+
+// LabelScoresPerRow and LabelScoresSharedPrefix both return rank
+// classification's scores [B, labels], float64 on the CPU: each label's summed
+// log-probability (float32 log-softmax) after each row's input.
+
+// The reference path: one row per (example, label), the input followed by
+// the label's words, so the input runs once per label.
+torch::Tensor LabelScoresPerRow(const CausalLM& model, const torch::Tensor& prompt,
+                                const std::vector<const Example*>& examples,
+                                const std::vector<std::vector<int32_t>>& label_ids, int64_t num_virtual) {
+  const int64_t num_labels = static_cast<int64_t>(label_ids.size());
+  std::vector<Example> rows;
+  rows.reserve(examples.size() * label_ids.size());
+  for (const Example* example : examples) {
+    for (const std::vector<int32_t>& words : label_ids) {
+      Example row;
+      row.input_ids = example->input_ids;
+      row.target_ids = words;
+      row.line = example->line;
+      rows.push_back(std::move(row));
+    }
+  }
+  std::vector<const Example*> row_pointers;
+  for (const Example& row : rows) row_pointers.push_back(&row);
+  const PromptBatch batch = MakePromptBatch(row_pointers, num_virtual, Padding::kRight, model.device());
+  const torch::Tensor log_probs = TargetLogProbs(model, prompt, batch).to(torch::kCPU, torch::kFloat64);
+  return torch::zeros({static_cast<int64_t>(rows.size())}, torch::kFloat64)
+      .index_add_(0, batch.target_rows.to(torch::kCPU), log_probs)
+      .view({static_cast<int64_t>(examples.size()), num_labels});
+}
+
+// One pass over the inputs (right-padded, no label words): every label's
+// first token is scored from the logits at the row's last input position,
+// the only position that goes through the LM head. Labels of 2+ tokens then
+// run as suffix rows (row, label) on the input's KV cache expanded per
+// label, all in one batched forward: the suffix attends the input's real
+// positions only (its pads and unused prompt slots are masked), and its
+// positions continue from the input's real length (PositionIdsFromMask over
+// past + suffix), exactly where the label's words sit in a per-label row.
+torch::Tensor LabelScoresSharedPrefix(const CausalLM& model, const RowPrompts& prompts,
+                                      const std::vector<const Example*>& examples,
+                                      const std::vector<std::vector<int32_t>>& label_ids) {
+  const torch::Device device = model.device();
+  const int64_t batch_size = static_cast<int64_t>(examples.size());
+  const int64_t num_labels = static_cast<int64_t>(label_ids.size());
+  std::vector<Example> inputs(examples.size());
+  std::vector<const Example*> input_pointers;
+  for (std::size_t i = 0; i < examples.size(); ++i) {
+    inputs[i].input_ids = examples[i]->input_ids;
+    inputs[i].line = examples[i]->line;
+    input_pointers.push_back(&inputs[i]);
+  }
+  const PromptBatch batch = prompts.Batch(input_pointers, Padding::kRight, device);
+  const int64_t num_virtual = batch.num_virtual_tokens;  // the longest prompt; real token j at N + j
+  const int64_t seq = batch.attention_mask.size(1);       // N + longest input
+  std::vector<int64_t> last_positions;                    // flat indices into [B * seq]
+  for (int64_t b = 0; b < batch_size; ++b) {
+    const Example& example = *examples[static_cast<std::size_t>(b)];
+    const int64_t own_prompt = prompts.single() ? prompts.lengths.front()
+                                                : prompts.lengths[static_cast<std::size_t>(prompts.index[b])];
+    if (own_prompt + static_cast<int64_t>(example.input_ids.size()) == 0) {
+      throw Error(StrCat("example at line ", example.line,
+                         ": no token precedes its target (empty input and no virtual tokens)"));
+    }
+    last_positions.push_back(b * seq + num_virtual + static_cast<int64_t>(example.input_ids.size()) - 1);
+  }
+  std::vector<int64_t> first_ids;
+  std::vector<int64_t> long_labels;  // labels of 2+ tokens
+  int64_t suffix_length = 0;         // the longest label's tokens after its first
+  for (int64_t l = 0; l < num_labels; ++l) {
+    const std::vector<int32_t>& words = label_ids[static_cast<std::size_t>(l)];
+    first_ids.push_back(words.front());
+    if (words.size() < 2) continue;
+    long_labels.push_back(l);
+    suffix_length = std::max<int64_t>(suffix_length, static_cast<int64_t>(words.size()) - 1);
+  }
+
+  KvCache cache;
+  const torch::Tensor hidden = model.Forward(prompts.Embeds(model, batch), batch.attention_mask, batch.position_ids,
+                                             suffix_length > 0 ? &cache : nullptr);
+  const int64_t hidden_size = hidden.size(-1);
+  const torch::Tensor last_hidden =
+      hidden.reshape({-1, hidden_size}).index_select(0, IndexTensor(last_positions, device));
+  // float32 log-softmax, as TargetLogProbs (TargetLogits returns float32).
+  const torch::Tensor first_log_probs = torch::log_softmax(model.LmHead(last_hidden).to(torch::kFloat32), -1);
+  torch::Tensor scores = first_log_probs.index_select(1, IndexTensor(first_ids, device)).to(torch::kFloat64);
+  if (suffix_length == 0) return scores.to(torch::kCPU);
+
+  // Suffix row (b, m) for the m-th long label l: its tokens 0 .. len-2 as
+  // input, right-padded to suffix_length; token j predicts token j + 1.
+  const int64_t num_long = static_cast<int64_t>(long_labels.size());
+  const int64_t num_rows = batch_size * num_long;
+  std::vector<int64_t> row_example(static_cast<std::size_t>(num_rows));
+  std::vector<int64_t> suffix_ids(static_cast<std::size_t>(num_rows * suffix_length), 0);
+  std::vector<int64_t> suffix_mask(static_cast<std::size_t>(num_rows * suffix_length), 0);
+  std::vector<int64_t> predictors;  // flat indices into [num_rows * suffix_length]
+  std::vector<int64_t> targets;     // the token each predicts
+  std::vector<int64_t> slots;       // flat indices into scores [B * labels]
+  for (int64_t b = 0; b < batch_size; ++b) {
+    for (int64_t m = 0; m < num_long; ++m) {
+      const int64_t label = long_labels[static_cast<std::size_t>(m)];
+      const std::vector<int32_t>& words = label_ids[static_cast<std::size_t>(label)];
+      const int64_t row = b * num_long + m;
+      row_example[static_cast<std::size_t>(row)] = b;
+      for (int64_t j = 0; j + 1 < static_cast<int64_t>(words.size()); ++j) {
+        const int64_t flat = row * suffix_length + j;
+        suffix_ids[static_cast<std::size_t>(flat)] = words[static_cast<std::size_t>(j)];
+        suffix_mask[static_cast<std::size_t>(flat)] = 1;
+        predictors.push_back(flat);
+        targets.push_back(words[static_cast<std::size_t>(j + 1)]);
+        slots.push_back(b * num_labels + label);
+      }
+    }
+  }
+  const torch::Tensor source = IndexTensor(row_example, device);
+  KvCache expanded;
+  for (std::size_t layer = 0; layer < cache.keys.size(); ++layer) {
+    expanded.keys.push_back(cache.keys[layer].index_select(0, source));
+    expanded.values.push_back(cache.values[layer].index_select(0, source));
+  }
+  const torch::Tensor mask =
+      torch::cat({batch.attention_mask.index_select(0, source),
+                  IndexTensor(suffix_mask, device).view({num_rows, suffix_length})},
+                 /*dim=*/1);
+  const torch::Tensor suffix_hidden =
+      model.Forward(model.EmbedTokens(IndexTensor(suffix_ids, device).view({num_rows, suffix_length})), mask,
+                    PositionIdsFromMask(mask, /*past_length=*/seq), &expanded);
+  const torch::Tensor logits =
+      model.LmHead(suffix_hidden.reshape({-1, hidden_size}).index_select(0, IndexTensor(predictors, device)))
+          .to(torch::kFloat32);
+  const torch::Tensor log_probs =
+      torch::log_softmax(logits, -1).gather(1, IndexTensor(targets, device).unsqueeze(1)).squeeze(1);
+  scores = scores.reshape({-1}).index_add(0, IndexTensor(slots, device), log_probs.to(torch::kFloat64));
+  return scores.view({batch_size, num_labels}).to(torch::kCPU);
+}
+
+// Per prompt: summed loss, target tokens, correct predictions, examples.
+struct EvalSums {
+  double loss = 0;
   double target_tokens = 0;
   double correct = 0;
-  for (int64_t begin = shard.begin; begin < shard.end; begin += options.batch_size) {
-    const int64_t end = std::min(begin + options.batch_size, shard.end);
+  double examples = 0;
+};
+
+}  // namespace
+
+std::vector<EvalResult> EvaluatePrompts(const CausalLM& model, const Tokenizer& tokenizer,
+                                        const std::vector<torch::Tensor>& prompts, const TaskData& data,
+                                        const EvalOptions& options, Collective& collective) {
+  PS_CHECK(options.batch_size >= 1, "eval batch size ", options.batch_size);
+  PS_CHECK(!prompts.empty(), "EvaluatePrompts needs at least one prompt");
+  torch::NoGradGuard no_grad;
+  const bool classification = IsClassification(data);
+  const int64_t num_prompts = static_cast<int64_t>(prompts.size());
+  const int64_t num_labels = static_cast<int64_t>(data.label_ids.size());
+  // Empty label words (only a hand-made TaskData has them) score 0 on the reference path.
+  const bool per_label_rows =
+      options.per_label_rows || std::any_of(data.label_ids.begin(), data.label_ids.end(),
+                                            [](const std::vector<int32_t>& words) { return words.empty(); });
+  if (classification && per_label_rows && num_prompts > 1) {
+    // The reference path scores one prompt at a time.
+    std::vector<EvalResult> results;
+    for (const torch::Tensor& prompt : prompts) {
+      results.push_back(EvaluatePrompt(model, tokenizer, prompt, data, options, collective));
+    }
+    return results;
+  }
+  RowPrompts rows;
+  rows.prompts = &prompts;
+  for (const torch::Tensor& prompt : prompts) rows.lengths.push_back(prompt.defined() ? prompt.size(0) : 0);
+  const ShardRange shard = ShardOf(static_cast<int64_t>(data.examples.size()), collective.rank(), collective.size());
+
+  // Rows are (example, prompt) pairs of this rank's shard, example-major,
+  // options.batch_size rows per forward.
+  std::vector<EvalSums> sums(prompts.size());
+  const int64_t num_rows = shard.Size() * num_prompts;
+  for (int64_t begin = 0; begin < num_rows; begin += options.batch_size) {
+    const int64_t end = std::min(begin + options.batch_size, num_rows);
     std::vector<const Example*> examples;
-    for (int64_t i = begin; i < end; ++i) examples.push_back(&data.examples[static_cast<std::size_t>(i)]);
+    rows.index.clear();
+    for (int64_t r = begin; r < end; ++r) {
+      examples.push_back(&data.examples[static_cast<std::size_t>(shard.begin + r / num_prompts)]);
+      rows.index.push_back(r % num_prompts);
+    }
     if (classification) {
-      // One row per (example, label): the input followed by the label's words.
-      std::vector<Example> rows;
-      rows.reserve(examples.size() * static_cast<std::size_t>(num_labels));
-      for (const Example* example : examples) {
-        for (const std::vector<int32_t>& words : data.label_ids) {
-          Example row;
-          row.input_ids = example->input_ids;
-          row.target_ids = words;
-          row.line = example->line;
-          rows.push_back(std::move(row));
-        }
-      }
-      std::vector<const Example*> row_pointers;
-      for (const Example& row : rows) row_pointers.push_back(&row);
-      const PromptBatch batch = MakePromptBatch(row_pointers, num_virtual, Padding::kRight, model.device());
-      const torch::Tensor log_probs = TargetLogProbs(model, prompt, batch).to(torch::kCPU, torch::kFloat64);
-      const torch::Tensor scores = torch::zeros({static_cast<int64_t>(rows.size())}, torch::kFloat64)
-                                       .index_add_(0, batch.target_rows.to(torch::kCPU), log_probs)
-                                       .view({static_cast<int64_t>(examples.size()), num_labels});
+      const torch::Tensor scores =
+          per_label_rows ? LabelScoresPerRow(model, prompts.front(), examples, data.label_ids, rows.lengths.front())
+                         : LabelScoresSharedPrefix(model, rows, examples, data.label_ids);
       const torch::Tensor predictions = scores.argmax(/*dim=*/1);
       const auto score = scores.accessor<double, 2>();
       const auto predicted = predictions.accessor<int64_t, 1>();
       for (std::size_t i = 0; i < examples.size(); ++i) {
         const int64_t label = examples[i]->label_index;
         PS_CHECK(label >= 0 && label < num_labels, "label index ", label, " at line ", examples[i]->line);
-        loss_sum -= score[static_cast<int64_t>(i)][label];
-        target_tokens += static_cast<double>(data.label_ids[static_cast<std::size_t>(label)].size());
-        correct += predicted[static_cast<int64_t>(i)] == label ? 1 : 0;
+        EvalSums& sum = sums[static_cast<std::size_t>(rows.index[i])];
+        sum.loss -= score[static_cast<int64_t>(i)][label];
+        sum.target_tokens += static_cast<double>(data.label_ids[static_cast<std::size_t>(label)].size());
+        sum.correct += predicted[static_cast<int64_t>(i)] == label ? 1 : 0;
+        sum.examples += 1;
       }
     } else {
-      const PromptBatch batch = MakePromptBatch(examples, num_virtual, Padding::kRight, model.device());
-      loss_sum -= TargetLogProbs(model, prompt, batch).sum().item<double>();
-      target_tokens += static_cast<double>(batch.target_ids.size(0));
+      const PromptBatch batch = rows.Batch(examples, Padding::kRight, model.device());
+      const torch::Tensor row_loss =
+          torch::zeros({static_cast<int64_t>(examples.size())}, torch::kFloat64)
+              .index_add_(0, batch.target_rows.to(torch::kCPU),
+                          -rows.LogProbs(model, batch).to(torch::kCPU, torch::kFloat64));
+      const auto loss = row_loss.accessor<double, 1>();
+      for (std::size_t i = 0; i < examples.size(); ++i) {
+        EvalSums& sum = sums[static_cast<std::size_t>(rows.index[i])];
+        sum.loss += loss[static_cast<int64_t>(i)];
+        sum.target_tokens += static_cast<double>(examples[i]->target_ids.size());
+        sum.examples += 1;
+      }
       if (options.exact_match) {
         std::vector<std::vector<int32_t>> inputs;
         GenerateOptions generate;
@@ -280,26 +472,41 @@ EvalResult EvaluatePrompt(const CausalLM& model, const Tokenizer& tokenizer, con
           generate.max_new_tokens = std::max<int64_t>(
               generate.max_new_tokens, static_cast<int64_t>(example->target_ids.size()) + kExactMatchSlackTokens);
         }
-        const std::vector<std::vector<int32_t>> outputs = Generate(model, prompt, inputs, generate);
+        const std::vector<std::vector<int32_t>> outputs =
+            rows.single() ? Generate(model, prompts.front(), inputs, generate)
+                          : Generate(model, prompts, rows.index, inputs, generate);
         for (std::size_t i = 0; i < examples.size(); ++i) {
-          correct += ExactMatch(tokenizer, outputs[i], *examples[i], options.stop_ids) ? 1 : 0;
+          sums[static_cast<std::size_t>(rows.index[i])].correct +=
+              ExactMatch(tokenizer, outputs[i], *examples[i], options.stop_ids) ? 1 : 0;
         }
       }
     }
   }
 
-  torch::Tensor sums = torch::tensor({loss_sum, target_tokens, correct, static_cast<double>(shard.Size())},
-                                     torch::kFloat64);
-  collective.AllReduceSum(sums);
-  const auto s = sums.accessor<double, 1>();
-  EvalResult result;
-  result.num_examples = static_cast<int64_t>(s[3]);
-  result.num_target_tokens = static_cast<int64_t>(s[1]);
-  result.loss = s[1] > 0 ? s[0] / s[1] : 0.0;
-  const double n = std::max(1.0, s[3]);
-  if (classification) result.accuracy = s[2] / n;
-  else if (options.exact_match) result.exact_match = s[2] / n;
-  return result;
+  torch::Tensor totals = torch::zeros({num_prompts, 4}, torch::kFloat64);
+  for (int64_t p = 0; p < num_prompts; ++p) {
+    const EvalSums& sum = sums[static_cast<std::size_t>(p)];
+    totals[p] = torch::tensor({sum.loss, sum.target_tokens, sum.correct, sum.examples}, torch::kFloat64);
+  }
+  collective.AllReduceSum(totals);
+  const auto t = totals.accessor<double, 2>();
+  std::vector<EvalResult> results;
+  for (int64_t p = 0; p < num_prompts; ++p) {
+    EvalResult result;
+    result.num_examples = static_cast<int64_t>(t[p][3]);
+    result.num_target_tokens = static_cast<int64_t>(t[p][1]);
+    result.loss = t[p][1] > 0 ? t[p][0] / t[p][1] : 0.0;
+    const double n = std::max(1.0, t[p][3]);
+    if (classification) result.accuracy = t[p][2] / n;
+    else if (options.exact_match) result.exact_match = t[p][2] / n;
+    results.push_back(result);
+  }
+  return results;
+}
+
+EvalResult EvaluatePrompt(const CausalLM& model, const Tokenizer& tokenizer, const torch::Tensor& prompt,
+                          const TaskData& data, const EvalOptions& options, Collective& collective) {
+  return EvaluatePrompts(model, tokenizer, std::vector<torch::Tensor>{prompt}, data, options, collective).front();
 }
 
 std::string FormatProgressLine(const TrainProgress& p, EvalMetric metric) {
@@ -372,40 +579,33 @@ const Example* PromptTrainer::NextExample() {
   return &data_.train->examples[static_cast<std::size_t>(order_[static_cast<std::size_t>(cursor_++)])];
 }
 
-bool PromptTrainer::TrainStep(double* loss, int64_t* tokens, std::string* why) {
+void PromptTrainer::PlanStep() {
   // The step's examples in global order (the same on every rank), and their
-  // target-token count: the denominator of the step's mean loss.
-  std::vector<std::vector<const Example*>> micro_batches(static_cast<std::size_t>(config_.gradient_accumulation_steps));
-  int64_t step_target_tokens = 0;
-  for (auto& micro_batch : micro_batches) {
+  // target-token count: the denominator of the step's mean loss. Each rank
+  // keeps its shard of every micro-batch.
+  plan_.micro_batches.assign(static_cast<std::size_t>(config_.gradient_accumulation_steps), {});
+  plan_.target_tokens = 0;
+  std::vector<const Example*> micro_batch;
+  for (auto& shard_examples : plan_.micro_batches) {
+    micro_batch.clear();
     for (int64_t i = 0; i < config_.batch_size; ++i) {
       micro_batch.push_back(NextExample());
-      step_target_tokens += static_cast<int64_t>(micro_batch.back()->target_ids.size());
+      plan_.target_tokens += static_cast<int64_t>(micro_batch.back()->target_ids.size());
     }
-  }
-  PS_CHECK(step_target_tokens > 0, "a training step without target tokens");
-
-  prompt_.mutable_grad() = torch::Tensor();
-  double local_loss_sum = 0;
-  int64_t local_tokens = 0;
-  for (const auto& micro_batch : micro_batches) {
     const ShardRange shard = ShardOf(static_cast<int64_t>(micro_batch.size()), collective_.rank(), collective_.size());
-    if (shard.Size() == 0) continue;
-    const std::vector<const Example*> examples(micro_batch.begin() + shard.begin, micro_batch.begin() + shard.end);
-    const PromptBatch batch = MakePromptBatch(examples, config_.prompt.num_virtual_tokens, Padding::kRight,
-                                              model_->device());
-    const torch::Tensor loss_sum = -TargetLogProbs(*model_, prompt_, batch).sum();
-    (loss_sum / static_cast<double>(step_target_tokens)).backward();
-    local_loss_sum += loss_sum.item<double>();
-    local_tokens += batch.num_real_tokens;
+    shard_examples.assign(micro_batch.begin() + shard.begin, micro_batch.begin() + shard.end);
   }
+  PS_CHECK(plan_.target_tokens > 0, "a training step without target tokens");
+}
 
+bool PromptTrainer::ApplyStep(double local_loss_sum, int64_t local_tokens, double* loss, int64_t* tokens,
+                              std::string* why) {
   torch::NoGradGuard no_grad;
   torch::Tensor grad = prompt_.grad().defined() ? prompt_.grad() : torch::zeros_like(prompt_);
   collective_.AllReduceSum(grad);
   torch::Tensor sums = torch::tensor({local_loss_sum, static_cast<double>(local_tokens)}, torch::kFloat64);
   collective_.AllReduceSum(sums);
-  *loss = sums[0].item<double>() / static_cast<double>(step_target_tokens);
+  *loss = sums[0].item<double>() / static_cast<double>(plan_.target_tokens);
   *tokens = static_cast<int64_t>(sums[1].item<double>());
   const int64_t step = step_ + 1;
   if (!std::isfinite(*loss)) {
@@ -433,12 +633,16 @@ bool PromptTrainer::TrainStep(double* loss, int64_t* tokens, std::string* why) {
   return true;
 }
 
-EvalResult PromptTrainer::Evaluate(const TaskData& data, const torch::Tensor& prompt) {
+EvalOptions PromptTrainer::DevOptions() const {
   EvalOptions options;
   options.batch_size = config_.eval_batch_size > 0 ? config_.eval_batch_size : config_.batch_size;
   options.exact_match = metric_ == EvalMetric::kExactMatch;
   for (int64_t id : model_->config().eos_token_ids) options.stop_ids.push_back(id);
-  return EvaluatePrompt(*model_, tokenizer_, prompt.detach(), data, options, collective_);
+  return options;
+}
+
+EvalResult PromptTrainer::Evaluate(const TaskData& data, const torch::Tensor& prompt) {
+  return EvaluatePrompt(*model_, tokenizer_, prompt.detach(), data, DevOptions(), collective_);
 }
 
 bool PromptTrainer::StopRequested(const std::atomic<bool>* stop) {
@@ -479,101 +683,126 @@ bool PromptTrainer::Improves(double value) const {
   return metric_ == EvalMetric::kLoss ? value < *best_metric_ : value > *best_metric_;
 }
 
-TrainResult PromptTrainer::Run(const RunHooks& hooks) {
-  const Clock::time_point run_start = Clock::now();
-  const int64_t first_step = step_;
-  TrainResult result;
-  result.metric = metric_;
-  auto record = [&](const std::string& split, const std::string& metric, double value) {
-    history_.push_back(MetricRecord{step_, split, metric, value});
-  };
-  auto record_eval = [&](const std::string& split, const EvalResult& eval) {
-    record(split, "loss", eval.loss);
-    if (eval.accuracy) record(split, "accuracy", *eval.accuracy);
-    if (eval.exact_match) record(split, "exact_match", *eval.exact_match);
-  };
+void PromptTrainer::Record(const std::string& split, const std::string& metric, double value) {
+  history_.push_back(MetricRecord{step_, split, metric, value});
+}
 
-  try {
-    while (!early_stopped_ && step_ < config_.max_steps) {
-      if (StopRequested(hooks.stop)) {
-        result.status = TrainStatus::kCancelled;
-        result.message = StrCat("stopped at step ", step_, " of ", config_.max_steps);
-        break;
-      }
-      const double lr = config_.learning_rate * schedule_.Factor(step_);
-      const Clock::time_point step_start = Clock::now();
-      double loss = 0;
-      int64_t tokens = 0;
-      std::string why;
-      if (!TrainStep(&loss, &tokens, &why)) {
-        result.status = TrainStatus::kDiverged;
-        result.message = why;
-        record("train", "loss", loss);
-        break;
-      }
-      if (collective_.size() > 1 && config_.verify_every > 0 && step_ % config_.verify_every == 0) {
-        if (std::optional<std::string> mismatch = PromptMismatch()) {
-          result.status = TrainStatus::kFailed;
-          result.message = *mismatch;
-          break;
-        }
-      }
-      train_seconds_ += Seconds(step_start);
-      train_tokens_ += tokens;
-      recent_loss_sum_ += loss;
-      ++recent_loss_steps_;
+void PromptTrainer::RecordEval(const std::string& split, const EvalResult& eval) {
+  Record(split, "loss", eval.loss);
+  if (eval.accuracy) Record(split, "accuracy", *eval.accuracy);
+  if (eval.exact_match) Record(split, "exact_match", *eval.exact_match);
+}
 
-      TrainProgress progress;
-      progress.step = step_;
-      progress.max_steps = config_.max_steps;
-      progress.train_loss = loss;
-      progress.learning_rate = lr;
-      progress.tokens_per_second = train_seconds_ > 0 ? static_cast<double>(train_tokens_) / train_seconds_ : 0;
-      progress.eta_seconds =
-          Seconds(run_start) / static_cast<double>(step_ - first_step) * static_cast<double>(config_.max_steps - step_);
-      if (step_ % config_.log_every == 0 || step_ == config_.max_steps) {
-        last_logged_loss_ = recent_loss_sum_ / static_cast<double>(recent_loss_steps_);
-        record("train", "loss", last_logged_loss_);
-        record("train", "lr", lr);
-        recent_loss_sum_ = 0;
-        recent_loss_steps_ = 0;
-        progress.log_line = true;
-      }
-      const bool evaluate = data_.dev != nullptr &&
-                            ((config_.eval_every > 0 && step_ % config_.eval_every == 0) || step_ == config_.max_steps);
-      if (evaluate) {
-        const EvalResult dev = Evaluate(*data_.dev, prompt_);
-        record_eval("dev", dev);
-        last_dev_ = dev;
-        const double value = dev.Metric(metric_);
-        if (Improves(value)) {
-          best_metric_ = value;
-          best_dev_ = dev;
-          best_step_ = step_;
-          best_prompt_ = prompt_.detach().clone();
-          evals_without_improvement_ = 0;
-        } else if (config_.early_stopping_patience > 0 &&
-                   ++evals_without_improvement_ >= config_.early_stopping_patience) {
-          early_stopped_ = true;
-        }
-        progress.dev = dev;
-        progress.best_metric = best_metric_;
-        progress.log_line = true;
-      }
-      if (hooks.progress) hooks.progress(progress);
-      if (hooks.checkpoint_every > 0 && step_ % hooks.checkpoint_every == 0 && collective_.rank() == 0) {
-        SaveState(hooks.checkpoint_path);
-      }
-    }
-    if (result.status == TrainStatus::kSucceeded && data_.test != nullptr) {
-      result.test = Evaluate(*data_.test, best_prompt_.defined() ? best_prompt_ : prompt_);
-      record_eval("test", *result.test);
-    }
-  } catch (const std::exception& e) {
-    result.status = TrainStatus::kFailed;
-    result.message = e.what();
+void PromptTrainer::BeginRun() {
+  run_ = RunState{};
+  run_.start = Clock::now();
+  run_.first_step = step_;
+  run_.result.metric = metric_;
+}
+
+bool PromptTrainer::BeginStep(const RunHooks& hooks) {
+  if (run_.result.status != TrainStatus::kSucceeded || early_stopped_ || step_ >= config_.max_steps) return false;
+  if (StopRequested(hooks.stop)) {
+    run_.result.status = TrainStatus::kCancelled;
+    run_.result.message = StrCat("stopped at step ", step_, " of ", config_.max_steps);
+    return false;
   }
+  run_.learning_rate = config_.learning_rate * schedule_.Factor(step_);
+  run_.step_start = Clock::now();
+  PlanStep();
+  prompt_.mutable_grad() = torch::Tensor();
+  return true;
+}
 
+bool PromptTrainer::EndStep(double local_loss_sum, int64_t local_tokens) {
+  double loss = 0;
+  int64_t tokens = 0;
+  std::string why;
+  if (!ApplyStep(local_loss_sum, local_tokens, &loss, &tokens, &why)) {
+    run_.result.status = TrainStatus::kDiverged;
+    run_.result.message = why;
+    Record("train", "loss", loss);
+    return false;
+  }
+  if (collective_.size() > 1 && config_.verify_every > 0 && step_ % config_.verify_every == 0) {
+    if (std::optional<std::string> mismatch = PromptMismatch()) {
+      run_.result.status = TrainStatus::kFailed;
+      run_.result.message = *mismatch;
+      return false;
+    }
+  }
+  train_seconds_ += Seconds(run_.step_start);
+  train_tokens_ += tokens;
+  recent_loss_sum_ += loss;
+  ++recent_loss_steps_;
+
+  TrainProgress& progress = run_.progress;
+  progress = TrainProgress{};
+  progress.step = step_;
+  progress.max_steps = config_.max_steps;
+  progress.train_loss = loss;
+  progress.learning_rate = run_.learning_rate;
+  progress.tokens_per_second = train_seconds_ > 0 ? static_cast<double>(train_tokens_) / train_seconds_ : 0;
+  progress.eta_seconds = Seconds(run_.start) / static_cast<double>(step_ - run_.first_step) *
+                         static_cast<double>(config_.max_steps - step_);
+  if (step_ % config_.log_every == 0 || step_ == config_.max_steps) {
+    last_logged_loss_ = recent_loss_sum_ / static_cast<double>(recent_loss_steps_);
+    Record("train", "loss", last_logged_loss_);
+    Record("train", "lr", run_.learning_rate);
+    recent_loss_sum_ = 0;
+    recent_loss_steps_ = 0;
+    progress.log_line = true;
+  }
+  return true;
+}
+
+bool PromptTrainer::DevDue() const {
+  return data_.dev != nullptr &&
+         ((config_.eval_every > 0 && step_ % config_.eval_every == 0) || step_ == config_.max_steps);
+}
+
+void PromptTrainer::ApplyDev(const EvalResult& dev) {
+  RecordEval("dev", dev);
+  last_dev_ = dev;
+  const double value = dev.Metric(metric_);
+  if (Improves(value)) {
+    best_metric_ = value;
+    best_dev_ = dev;
+    best_step_ = step_;
+    best_prompt_ = prompt_.detach().clone();
+    evals_without_improvement_ = 0;
+  } else if (config_.early_stopping_patience > 0 &&
+             ++evals_without_improvement_ >= config_.early_stopping_patience) {
+    early_stopped_ = true;
+  }
+  run_.progress.dev = dev;
+  run_.progress.best_metric = best_metric_;
+  run_.progress.log_line = true;
+}
+
+void PromptTrainer::AfterStep(const RunHooks& hooks) {
+  if (hooks.progress) hooks.progress(run_.progress);
+  if (hooks.checkpoint_every > 0 && step_ % hooks.checkpoint_every == 0 && collective_.rank() == 0) {
+    SaveState(hooks.checkpoint_path);
+  }
+}
+
+void PromptTrainer::FailRun(const std::string& message) {
+  run_.result.status = TrainStatus::kFailed;
+  run_.result.message = message;
+}
+
+TrainResult PromptTrainer::EndRun() {
+  TrainResult result = std::move(run_.result);
+  if (result.status == TrainStatus::kSucceeded && data_.test != nullptr) {
+    try {
+      result.test = Evaluate(*data_.test, best_prompt_.defined() ? best_prompt_ : prompt_);
+      RecordEval("test", *result.test);
+    } catch (const std::exception& e) {
+      result.status = TrainStatus::kFailed;
+      result.message = e.what();
+    }
+  }
   result.early_stopped = early_stopped_;
   result.steps = step_;
   result.final_dev = last_dev_;
@@ -582,11 +811,37 @@ TrainResult PromptTrainer::Run(const RunHooks& hooks) {
   result.final_train_loss = recent_loss_steps_ > 0 ? recent_loss_sum_ / static_cast<double>(recent_loss_steps_)
                                                    : last_logged_loss_;
   result.tokens_per_second = train_seconds_ > 0 ? static_cast<double>(train_tokens_) / train_seconds_ : 0;
-  result.wall_seconds = Seconds(run_start);
+  result.wall_seconds = Seconds(run_.start);
   result.final_prompt = prompt_.detach().to(torch::kCPU).clone();
   result.best_prompt = best_prompt_.defined() ? best_prompt_.to(torch::kCPU).clone() : result.final_prompt;
   result.history = history_;
+  run_ = RunState{};
   return result;
+}
+
+TrainResult PromptTrainer::Run(const RunHooks& hooks) {
+  BeginRun();
+  try {
+    while (BeginStep(hooks)) {
+      double loss_sum = 0;
+      int64_t tokens = 0;
+      for (const std::vector<const Example*>& examples : plan_.micro_batches) {
+        if (examples.empty()) continue;
+        const PromptBatch batch = MakePromptBatch(examples, config_.prompt.num_virtual_tokens, Padding::kRight,
+                                                  model_->device());
+        const torch::Tensor batch_loss = -TargetLogProbs(*model_, prompt_, batch).sum();
+        (batch_loss / static_cast<double>(plan_.target_tokens)).backward();
+        loss_sum += batch_loss.item<double>();
+        tokens += batch.num_real_tokens;
+      }
+      if (!EndStep(loss_sum, tokens)) break;
+      if (DevDue()) ApplyDev(Evaluate(*data_.dev, prompt_));
+      AfterStep(hooks);
+    }
+  } catch (const std::exception& e) {
+    FailRun(e.what());
+  }
+  return EndRun();
 }
 
 // --- Checkpoints. ---

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -98,18 +99,36 @@ struct EvalOptions {
   bool exact_match = true;
   // Generation stops at these ids (the model's eos).
   std::vector<int64_t> stop_ids;
+  // Classification: score one row per (example, label), the whole input run
+  // once per label. The reference path, for tests and the benchmark; the
+  // default shares each example's input among its labels (same figures).
+  bool per_label_rows = false;
 };
 
 // Evaluates `prompt` ([N, H] float32; undefined for the bare model) on
-// `data`, sharded over `collective`. Classification (data.label_ids not
-// empty): every label's words are scored by summed log-probability after the
-// input; the argmax is the prediction; the loss is the true label's.
+// `data`, sharded over `collective`; options.batch_size examples per batch.
+// Classification (data.label_ids not empty): every label's words are scored
+// by summed log-probability after the input; the argmax is the prediction;
+// the loss is the true label's. One forward per example batch: with
+// single-token labels all labels come from the logits at each example's last
+// input position; longer labels continue from the input's KV cache in one
+// more batched forward over every label's remaining tokens.
 // Generation: loss over the target tokens, and exact match of the greedy
 // continuation with the reference text (whitespace-trimmed). A target that
 // ends in a stop id (eos) must be reproduced and then stopped; without one, a
 // prefix of the continuation (in tokens) that decodes to the reference counts.
 EvalResult EvaluatePrompt(const CausalLM& model, const Tokenizer& tokenizer, const torch::Tensor& prompt,
                           const TaskData& data, const EvalOptions& options, Collective& collective);
+
+// EvaluatePrompt for several prompts at once (adapters of a sweep, jobs of a
+// pack): the rows of each batch are (example, prompt) pairs with per-row
+// prompts (engine/soft_prompt.h), options.batch_size rows per forward, so
+// the examples' token embeddings and the model's weights are shared by all
+// prompts. results[p] equals EvaluatePrompt of prompts[p] up to float
+// rounding (a prompt may be undefined: the bare model).
+std::vector<EvalResult> EvaluatePrompts(const CausalLM& model, const Tokenizer& tokenizer,
+                                        const std::vector<torch::Tensor>& prompts, const TaskData& data,
+                                        const EvalOptions& options, Collective& collective);
 
 // Log-probabilities [K] of the batch's target tokens under `prompt`; the
 // graph to the prompt is kept when grad mode is on.
@@ -207,15 +226,63 @@ class PromptTrainer {
   int64_t step() const { return step_; }
   const PromptOptimizer& optimizer() const { return *optimizer_; }
   const TrainerConfig& config() const { return config_; }
+  const Tokenizer& tokenizer() const { return tokenizer_; }
   // The dev metric in use (kAuto resolved by the task kind).
   EvalMetric metric() const { return metric_; }
+
+  // ---- Stepwise: Run in pieces, so TrainPack (engine/train_pack.h) can
+  // interleave several trainers and share their forward/backward. Run is:
+  //   BeginRun(); while (BeginStep(hooks)) { forward/backward of plan();
+  //   if (!EndStep(...)) break; if (DevDue()) ApplyDev(eval); AfterStep(hooks); }
+  //   EndRun()   (an exception anywhere: FailRun(what), then EndRun).
+  // The examples of one optimizer step on this rank.
+  struct StepPlan {
+    // This rank's shard of each of gradient_accumulation_steps micro-batches.
+    std::vector<std::vector<const Example*>> micro_batches;
+    // Target tokens of the whole step (every rank): the mean loss's denominator.
+    int64_t target_tokens = 0;
+  };
+  void BeginRun();
+  // Whether another step runs: false once the run is over (max_steps, early
+  // stopping, an earlier EndStep's divergence) or the stop flag cancelled it.
+  // True: plan() holds the step's examples and the prompt's gradient is cleared.
+  bool BeginStep(const RunHooks& hooks);
+  const StepPlan& plan() const { return plan_; }
+  // Called once the gradient of every micro-batch's summed target loss,
+  // divided by plan().target_tokens, is in prompt().grad(); `loss_sum` and
+  // `real_tokens` are this rank's summed loss and real tokens. All-reduces,
+  // clips and steps the optimizer, then records the step. False: the run
+  // ended (diverged, ranks out of step).
+  bool EndStep(double loss_sum, int64_t real_tokens);
+  // Whether the step just ended evaluates on dev(); then ApplyDev with the result.
+  bool DevDue() const;
+  const TaskData* dev() const { return data_.dev; }
+  // The options Run evaluates with (eval batch size, exact match, stop ids).
+  EvalOptions DevOptions() const;
+  void ApplyDev(const EvalResult& dev);
+  // The step's progress callback and checkpoint.
+  void AfterStep(const RunHooks& hooks);
+  // Whether the run is over without another BeginStep: max_steps reached,
+  // early-stopped, diverged or failed (a stop request shows at BeginStep).
+  bool RunOver() const {
+    return run_.result.status != TrainStatus::kSucceeded || early_stopped_ || step_ >= config_.max_steps;
+  }
+  // The run failed: an error escaped a step.
+  void FailRun(const std::string& message);
+  // The test evaluation (succeeded runs) and the run's result.
+  TrainResult EndRun();
 
  private:
   // Next example of the seeded, per-epoch shuffled order of the train set.
   const Example* NextExample();
   void Shuffle();
-  // One optimizer step; returns false (with *why) when the loss or gradient is not finite.
-  bool TrainStep(double* loss, int64_t* tokens, std::string* why);
+  // Draws plan_: the next step's examples.
+  void PlanStep();
+  // The optimizer step on the accumulated gradient; false (with *why) when
+  // the loss, the gradient or the new prompt is not finite.
+  bool ApplyStep(double local_loss_sum, int64_t local_tokens, double* loss, int64_t* tokens, std::string* why);
+  void Record(const std::string& split, const std::string& metric, double value);
+  void RecordEval(const std::string& split, const EvalResult& eval);
   EvalResult Evaluate(const TaskData& data, const torch::Tensor& prompt);
   // Whether `value` beats the best so far under metric_.
   bool Improves(double value) const;
@@ -255,6 +322,17 @@ class PromptTrainer {
   int64_t recent_loss_steps_ = 0;
   double last_logged_loss_ = 0.0;
   std::vector<MetricRecord> history_;
+  // The run in progress (BeginRun .. EndRun).
+  struct RunState {
+    std::chrono::steady_clock::time_point start;
+    std::chrono::steady_clock::time_point step_start;
+    int64_t first_step = 0;
+    double learning_rate = 0.0;  // of the step in progress
+    TrainResult result;          // status and message so far
+    TrainProgress progress;      // of the step just ended
+  };
+  RunState run_;
+  StepPlan plan_;
 };
 
 }  // namespace promptsweep

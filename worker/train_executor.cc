@@ -18,7 +18,8 @@ namespace {
 namespace fs = std::filesystem;
 
 // The result files a finished job sends back, in this order.
-constexpr const char* kResultFiles[] = {"adapter_config.json", "adapter_model.safetensors", "result.json"};
+constexpr const char* kResultFiles[] = {"adapter_config.json", "adapter_model.safetensors", kAdapterTaskFile,
+                                        "result.json"};
 
 // The bytes of a file this run wrote. A failure is the worker's (disk), so an
 // IoError whatever ReadFile says: the job is retryable elsewhere.
@@ -179,7 +180,37 @@ JobOutcome TrainJobExecutor::RunJob(const JobSpec& job, const JobContext& contex
       context.progress(ProgressOf(progress, metric));
     };
   }
-  return OutcomeOf(train.Run(hooks), context, dir);
+  if (options_.pack <= 1 || options_.collective != nullptr) return OutcomeOf(train.Run(hooks), context, dir);
+  hooks.pack = AcquirePack(model->model);
+  TrainJobResult result;
+  try {
+    result = train.Run(hooks);
+  } catch (...) {
+    ReleasePack(model->model.get());
+    throw;
+  }
+  ReleasePack(model->model.get());
+  return OutcomeOf(std::move(result), context, dir);
+}
+
+PackRunner* TrainJobExecutor::AcquirePack(const std::shared_ptr<const CausalLM>& model) {
+  std::lock_guard<std::mutex> lock(packs_mutex_);
+  Pack& pack = packs_[model.get()];
+  if (pack.runner == nullptr) pack.runner = std::make_unique<PackRunner>(model);
+  ++pack.jobs;
+  return pack.runner.get();
+}
+
+void TrainJobExecutor::ReleasePack(const CausalLM* model) {
+  std::unique_ptr<PackRunner> idle;
+  {
+    std::lock_guard<std::mutex> lock(packs_mutex_);
+    auto pack = packs_.find(model);
+    if (pack == packs_.end() || --pack->second.jobs > 0) return;
+    idle = std::move(pack->second.runner);
+    packs_.erase(pack);
+  }
+  // Its thread has no job left; joined outside the lock.
 }
 
 std::vector<std::string> TrainJobExecutor::LoadedModels() const {

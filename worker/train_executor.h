@@ -6,12 +6,16 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "common/job.h"
 #include "engine/collective.h"
 #include "worker/model_cache.h"
+#include "engine/train_pack.h"
 #include "engine/trainer.h"
 
 namespace promptsweep {
@@ -38,6 +42,11 @@ class TrainJobExecutor {
     // Groups: the ranks compare prompt checksums every this many steps
     // (TrainerConfig::verify_every; 0: never).
     int64_t verify_every = TrainerConfig{}.verify_every;
+    // Multi-job packing (`worker --pack K`): > 1 trains the jobs that Run is
+    // called with concurrently (up to K lease slots) in one PackRunner per
+    // loaded model, in lockstep, sharing each step's forward/backward and
+    // their evaluations. 1: each job alone. Not with `collective`.
+    int64_t pack = 1;
   };
 
   // Counters of the caches (tests, worker statistics).
@@ -71,9 +80,20 @@ class TrainJobExecutor {
   // Run without the error mapping; `dir` is the run's directory.
   JobOutcome RunJob(const JobSpec& job, const JobContext& context, const std::string& dir);
 
+  // The pack of `model` (made on first use, dropped when its last job ends,
+  // so an evicted model is not kept alive by an idle pack).
+  PackRunner* AcquirePack(const std::shared_ptr<const CausalLM>& model);
+  void ReleasePack(const CausalLM* model);
+
   const Options options_;
   ModelCache models_;
   TaskDataCache data_;
+  struct Pack {
+    std::unique_ptr<PackRunner> runner;
+    int64_t jobs = 0;
+  };
+  std::mutex packs_mutex_;
+  std::map<const CausalLM*, Pack> packs_;
 };
 
 }  // namespace promptsweep

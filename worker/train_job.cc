@@ -38,6 +38,7 @@ void SaveAdapter(const TrainJobArgs& args, const ModelConfig& model_config, cons
   adapter.base_model_name_or_path = args.model.model_dir;
   adapter.tokenizer_name_or_path = args.model.tokenizer.empty() ? args.model.model_dir : args.model.tokenizer;
   SavePromptAdapter(args.output, adapter, prompt);
+  WriteFileAtomically((fs::path(args.output) / kAdapterTaskFile).string(), TaskFileYaml(args.task));
 }
 
 nlohmann::json ResultJson(const TrainJobArgs& args, const TrainerConfig& config, const TrainResult& result) {
@@ -113,7 +114,12 @@ TrainJobResult TrainJob::Run(const TrainJobHooks& hooks) {
   run_hooks.checkpoint_every = args_.checkpoint_every;
 
   TrainJobResult run;
-  run.result = trainer_->Run(run_hooks);
+  if (hooks.pack != nullptr) {
+    PS_CHECK(collective_.size() == 1, "a job of a group of ranks cannot be packed");
+    run.result = hooks.pack->Train(*trainer_, run_hooks);
+  } else {
+    run.result = trainer_->Run(run_hooks);
+  }
   const TrainResult& result = run.result;
   run.json = ResultJson(args_, trainer_->config(), result);
   if (collective_.rank() != 0) return run;  // the ranks hold the same prompt: rank 0 writes it

@@ -18,6 +18,7 @@
 #include "common/tokenizer.h"
 #include "engine/causal_lm.h"
 #include "engine/collective.h"
+#include "engine/train_pack.h"
 #include "engine/trainer.h"
 
 namespace promptsweep {
@@ -38,6 +39,9 @@ struct TrainJobHooks {
   const std::atomic<bool>* stop = nullptr;
   // After every optimizer step (TrainProgress::log_line marks the loggable ones).
   std::function<void(const TrainProgress&)> progress;
+  // Train in this pack (on the job's model, with the other jobs running in it
+  // now) instead of alone; null: alone. Not with a collective of ranks.
+  PackRunner* pack = nullptr;
 };
 
 struct TrainJobResult {

@@ -31,6 +31,12 @@ SweepWorkerSummary WorkerGroup::RunLeader(SweepWorkerOptions options,
                                           std::function<std::vector<std::string>()> loaded_models,
                                           const std::atomic<bool>& shutdown) {
   PS_CHECK(mpi_.rank() == 0, "RunLeader on rank ", mpi_.rank());
+  if (options.slots > 1) {
+    // The ranks train one job together; K jobs would need K rounds of the protocol at once.
+    SendExit();
+    throw Error(StrCat("--pack ", options.slots, ": MPI worker groups train one job at a time; drop --pack or run "
+                       "workers without mpirun"));
+  }
   options.info.ranks = mpi_.size();
   // SweepWorker asks for the loaded models before every lease, so after the
   // report of a job that left the ranks out of step: the group ends there.

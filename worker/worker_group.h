@@ -41,6 +41,7 @@ class WorkerGroup {
 
   // Rank 0: SweepWorker (options.info.ranks is set to the group's size) until
   // it ends; then the other ranks are told to exit. Rethrows its errors after that.
+  // Error (after telling the ranks to exit) for options.slots > 1: a group trains one job at a time.
   SweepWorkerSummary RunLeader(SweepWorkerOptions options, std::function<std::vector<std::string>()> loaded_models,
                                const std::atomic<bool>& shutdown);
   // Ranks > 0: the jobs rank 0 sends, with `context` (device, threads), until "exit".

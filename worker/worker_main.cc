@@ -47,11 +47,17 @@ int64_t ThreadsPerRank(const MpiContext& mpi, int64_t threads) {
 void RunWorkerProcess(WorkerProcessOptions args) {
   const std::atomic<bool>& shutdown = InstallShutdownSignals();
   if (args.verify_every < 0) throw Error("--verify-every must be >= 0");
+  if (args.pack < 1) throw Error(StrCat("--pack must be >= 1, got ", args.pack));
   // Started by mpirun/srun with several ranks: this process is one rank of a
   // worker group (cli/worker_group.h). A plain worker never starts MPI.
   std::unique_ptr<MpiContext> mpi;
   if (MpiContext::LaunchedUnderMpi()) mpi = std::make_unique<MpiContext>();
   const bool group = mpi != nullptr && mpi->size() > 1;
+  // Every rank refuses, so none waits for the others.
+  if (group && args.pack > 1) {
+    throw Error(StrCat("--pack ", args.pack, ": MPI worker groups train one job at a time; drop --pack or run "
+                       "workers without mpirun"));
+  }
   if (group) args.threads = ThreadsPerRank(*mpi, args.threads);
 
   TrainJobExecutor::Options executor_options;
@@ -64,6 +70,11 @@ void RunWorkerProcess(WorkerProcessOptions args) {
   executor_options.work_dir = (group ? scratch / StrCat("rank-", mpi->rank()) : scratch).string();
   executor_options.collective = group ? &mpi->collective() : nullptr;
   executor_options.verify_every = args.verify_every;
+  // How many jobs the SweepWorker runs at once (its slots): the executor's
+  // Run is called from up to this many threads concurrently, and it trains
+  // the jobs of one model in one pack (one forward/backward per step).
+  const int64_t pack = args.pack;
+  executor_options.pack = pack;
   TrainJobExecutor executor(executor_options);
   // The job's own device applies unless the worker was given one.
   JobExecutor run_job = [&](const JobSpec& job, const JobContext& context) {
@@ -80,6 +91,7 @@ void RunWorkerProcess(WorkerProcessOptions args) {
   options.info.threads = args.threads;
   options.info.memory_bytes = executor_options.memory_budget_bytes;
   options.info.pid = getpid();
+  options.slots = pack;
   options.max_jobs = args.max_jobs;
   options.idle_exit_seconds = args.idle_exit;
   if (!group) {

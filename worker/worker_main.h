@@ -21,6 +21,9 @@ struct WorkerProcessOptions {
   std::string work_dir;
   int64_t max_jobs = 0;
   double idle_exit = 0.0;
+  // --pack K: leases held at once (SweepWorkerOptions::slots), which the
+  // train executor packs; >= 1, and 1 in an MPI group.
+  int64_t pack = 1;
   int64_t verify_every = TrainerConfig{}.verify_every;
 };
 

@@ -47,6 +47,55 @@ sample1=$("$bin" generate "$model" --text "the" --temperature 1.0 --top-p 0.9 --
 sample2=$("$bin" generate "$model" --text "the" --temperature 1.0 --top-p 0.9 --seed 5 --max-new-tokens 8 2>&1)
 check generate-sampling-seeded test "$sample1" = "$sample2"
 
+# The adapter carries its task (promptsweep_task.yaml next to the PEFT files):
+# eval needs no task flags; flags still override it.
+check adapter-task-file grep -q '^template: "{text}. animal:"' "$tmp/run/promptsweep_task.yaml"
+one=$("$bin" eval "$model" --adapter "$tmp/run" --data "$tasks/toy_animals_test.jsonl" 2>&1)
+with_flags=$("$bin" eval "$model" --adapter "$tmp/run" --data "$tasks/toy_animals_test.jsonl" "${task_flags[@]}" 2>&1)
+check eval-uses-adapter-task test "$one" = "$with_flags"
+override=$("$bin" eval "$model" --adapter "$tmp/run" --data "$tasks/toy_animals_test.jsonl" --template "{text} =" 2>&1)
+check eval-flag-overrides-task-file test "$override" != "$one" -a -n "$(grep '"accuracy"' <<<"$override")"
+
+# Several adapters in one call: shared batches with per-row prompts, one JSON
+# line per adapter, each equal to its own call (within float rounding).
+"$bin" train "$model" --train "$tasks/toy_animals_train.jsonl" "${task_flags[@]}" "${train_flags[@]}" \
+  --num-virtual-tokens 3 --seed 9 --max-steps 6 --output "$tmp/run2" >/dev/null 2>&1
+two=$("$bin" eval "$model" --adapter "$tmp/run" --adapter "$tmp/run2" --data "$tasks/toy_animals_test.jsonl" 2>&1)
+check multi-eval-two-lines test "$(grep -c '"accuracy"' <<<"$two")" = 2
+single2=$("$bin" eval "$model" --adapter "$tmp/run2" --data "$tasks/toy_animals_test.jsonl" 2>&1)
+same_results() {  # multi-adapter JSON lines vs single-adapter objects
+  /usr/bin/python3 - "$@" <<'PY'
+import json, sys
+lines = [json.loads(l) for l in sys.argv[1].splitlines()]
+singles = [json.loads(s) for s in sys.argv[2:]]
+assert len(lines) == len(singles), (lines, singles)
+for got, want in zip(lines, singles):
+    assert got["adapter"] == want["adapter"], (got, want)
+    assert got["n"] == want["n"] and got["accuracy"] == want["accuracy"], (got, want)
+    assert abs(got["loss"] - want["loss"]) < 1e-5, (got, want)
+PY
+}
+check multi-eval-equals-single-calls same_results "$two" "$one" "$single2"
+mkdir -p "$tmp/adapters"
+cp -r "$tmp/run" "$tmp/adapters/a" && cp -r "$tmp/run2" "$tmp/adapters/b"
+dir_eval=$("$bin" eval "$model" --adapter "$tmp/adapters" --data "$tasks/toy_animals_test.jsonl" 2>&1)
+check multi-eval-directory-of-adapters test "$(grep -c "\"adapter\":\"$tmp/adapters/[ab]\"" <<<"$dir_eval")" = 2
+cp -r "$tmp/run2" "$tmp/other-task"
+sed -i 's/^template: .*/template: "{text} is about"/' "$tmp/other-task/promptsweep_task.yaml"
+expect multi-eval-different-tasks 1 "^promptsweep: error: adapters .*run and .*other-task were trained for different tasks" -- \
+  "$bin" eval "$model" --adapter "$tmp/run" --adapter "$tmp/other-task" --data "$tasks/toy_animals_test.jsonl"
+gen_two=$("$bin" generate "$model" --adapter "$tmp/run" --adapter "$tmp/run2" --text "a quick fox" --max-new-tokens 6 2>&1)
+gen_two_alone=$("$bin" generate "$model" --adapter "$tmp/run2" --text "a quick fox" --max-new-tokens 6 2>&1)
+same_generations() {
+  /usr/bin/python3 - "$@" <<'PY'
+import json, sys
+lines = [json.loads(l) for l in sys.argv[1].splitlines()]
+# $(...) drops the single calls' trailing newlines
+assert [l["text"].rstrip("\n") for l in lines] == sys.argv[2:], (lines, sys.argv[2:])
+PY
+}
+check multi-generate-equals-single-calls same_generations "$gen_two" "$greedy1" "$gen_two_alone"
+
 # A YAML job file; a flag overrides it; the generation task trains too.
 cat >"$tmp/job.yaml" <<EOF
 model: $model

@@ -1,14 +1,21 @@
 // The coordinator over real gRPC on 127.0.0.1 (port 0), with a real SQLite
 // scheduler behind it: the typed client, the token, TLS, the worker loop with
-// the built-in sleep jobs, preemption and a stale report.
+// the built-in sleep jobs, preemption and a stale report, workers with
+// several slots (--pack K).
 #include "coordinator/coordinator_server.h"
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <exception>
+#include <functional>
 #include <memory>
+#include <mutex>
+#include <set>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
@@ -16,6 +23,7 @@
 #include "common/version.h"
 #include "client/coordinator_client.h"
 #include "coordinator/coordinator_service.h"
+#include "coordinator/sweep_spec.h"
 #include "promptsweep.grpc.pb.h"
 #include "test_utils.h"
 #include "worker/sweep_worker.h"
@@ -245,6 +253,319 @@ TEST_F(CoordinatorServiceTest, RepeatedReportCountsOnce) {
   EXPECT_EQ(status.succeeded, 1);
   const std::string results = test::ReadFileBytes(status.output_dir + "/results.csv");
   EXPECT_EQ(std::count(results.begin(), results.end(), '\n'), 2) << results;
+}
+
+// How many jobs a worker runs at once, from its log: "leased ..." starts one,
+// the job's last line ("job <id> attempt <n>: succeeded ..." / "preempted" /
+// "lease revoked" / "could not report") ends it.
+class JobCounter {
+ public:
+  std::function<void(const std::string&)> Hook() {
+    return [this](const std::string& line) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (line.rfind("leased ", 0) == 0) {
+        ++leases_;
+        max_ = std::max(max_, ++current_);
+      } else if (line.rfind("job ", 0) == 0) {
+        --current_;
+      }
+    };
+  }
+  int64_t max() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return max_;
+  }
+  int64_t leases() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return leases_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  int64_t current_ = 0;
+  int64_t max_ = 0;
+  int64_t leases_ = 0;
+};
+
+// Lines of the sweep's results.csv, header included.
+int64_t ResultLines(const SweepStatus& status) {
+  const std::string results = test::ReadFileBytes(status.output_dir + "/results.csv");
+  return std::count(results.begin(), results.end(), '\n');
+}
+
+// Jobs of `sweep` that are leased or running now.
+int64_t Active(CoordinatorClient& client, const std::string& sweep) {
+  const SweepStatus status = client.Status(sweep, false);
+  return status.leased + status.running;
+}
+
+SweepWorkerOptions SlotWorker(ClientOptions client, int64_t slots, std::function<void(const std::string&)> log) {
+  SweepWorkerOptions options;
+  options.client = std::move(client);
+  options.slots = slots;
+  options.lease_wait_ms = 200;
+  options.log = std::move(log);
+  return options;
+}
+
+TEST_F(CoordinatorServiceTest, WorkerWithThreeSlotsRunsThreeJobsAtOnce) {
+  Start();
+  CoordinatorClient client(Client());
+  client.Submit(SleepSweep("packed", 6, 1.0));
+  JobCounter counter;
+  std::atomic<bool> shutdown{false};
+  SweepWorkerSummary summary;
+  const auto start = std::chrono::steady_clock::now();
+  std::thread thread([&] { summary = SweepWorker(SlotWorker(Client(), 3, counter.Hook()), nullptr, nullptr).Run(shutdown); });
+  int64_t max_active = 0;
+  double makespan = 0.0;
+  for (int i = 0; i < 1000; ++i) {
+    max_active = std::max(max_active, Active(client, "packed"));
+    if (client.Status("packed", false).done) {
+      makespan = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  shutdown = true;
+  thread.join();
+  const SweepStatus status = client.Status("packed", true);
+  EXPECT_TRUE(status.done);
+  EXPECT_EQ(status.succeeded, 6);
+  for (const JobStatusRow& row : status.jobs) EXPECT_EQ(row.attempts, 1) << row.job_id;
+  EXPECT_EQ(summary.jobs, 6);
+  EXPECT_EQ(summary.exit_reason, "shutdown");
+  EXPECT_EQ(counter.leases(), 6);
+  EXPECT_EQ(counter.max(), 3);  // the worker's view
+  EXPECT_EQ(max_active, 3);     // the coordinator's: never more than 3 leases
+  // Two rounds of 1 s, not six (generous: the machine is shared).
+  EXPECT_GT(makespan, 1.9);
+  EXPECT_LT(makespan, 5.0);
+  EXPECT_EQ(ResultLines(status), 7);
+}
+
+TEST_F(CoordinatorServiceTest, ShutdownHandsBackEverySlotsCheckpoint) {
+  Start();
+  CoordinatorClient client(Client());
+  client.Submit(SleepSweep("preempt3", 3, 1.0));
+  std::atomic<bool> shutdown{false};
+  SweepWorkerSummary first;
+  std::thread thread([&] {
+    first = SweepWorker(SlotWorker(Client(), 3, [](const std::string&) {}), nullptr, nullptr).Run(shutdown);
+  });
+  for (int i = 0; i < 250 && Active(client, "preempt3") < 3; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_EQ(Active(client, "preempt3"), 3);
+  shutdown = true;  // what SIGTERM does in the CLI
+  thread.join();
+  EXPECT_EQ(first.preempted, 3);
+  EXPECT_EQ(first.jobs, 0);
+  EXPECT_EQ(first.exit_reason, "shutdown");
+  SweepStatus status = client.Status("preempt3", true);
+  ASSERT_EQ(status.pending, 3);
+  for (const JobStatusRow& row : status.jobs) EXPECT_TRUE(row.has_checkpoint) << row.job_id;
+
+  // The next worker resumes all three; each finishes once, on its second attempt.
+  std::atomic<bool> second_shutdown{false};
+  SweepWorkerSummary second;
+  std::thread next([&] {
+    second = SweepWorker(SlotWorker(Client(), 3, [](const std::string&) {}), nullptr, nullptr).Run(second_shutdown);
+  });
+  for (int i = 0; i < 500 && !client.Status("preempt3", false).done; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  second_shutdown = true;
+  next.join();
+  EXPECT_EQ(second.jobs, 3);
+  EXPECT_EQ(second.preempted, 0);
+  status = client.Status("preempt3", true);
+  EXPECT_EQ(status.succeeded, 3);
+  for (const JobStatusRow& row : status.jobs) {
+    EXPECT_EQ(row.attempts, 2) << row.job_id;
+    EXPECT_FALSE(row.has_checkpoint) << row.job_id;
+  }
+  EXPECT_EQ(ResultLines(status), 4);
+}
+
+TEST_F(CoordinatorServiceTest, MaxJobsCountsEverySlot) {
+  Start();
+  CoordinatorClient client(Client());
+  client.Submit(SleepSweep("limited", 8, 0.3));
+  for (const int64_t max_jobs : {4, 2}) {
+    JobCounter counter;
+    SweepWorkerOptions options = SlotWorker(Client(), 3, counter.Hook());
+    options.max_jobs = max_jobs;
+    std::atomic<bool> shutdown{false};
+    std::atomic<int64_t> max_active{0};
+    std::atomic<bool> done{false};
+    std::thread watch([&] {
+      CoordinatorClient watcher(Client());
+      while (!done.load()) {
+        max_active = std::max(max_active.load(), Active(watcher, "limited"));
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+    });
+    const SweepWorkerSummary summary = SweepWorker(options, nullptr, nullptr).Run(shutdown);
+    done = true;
+    watch.join();
+    EXPECT_EQ(summary.jobs, max_jobs);
+    EXPECT_EQ(summary.exit_reason, "max jobs");
+    EXPECT_EQ(counter.leases(), max_jobs);  // never a lease beyond the limit
+    EXPECT_LE(counter.max(), std::min<int64_t>(3, max_jobs));
+    EXPECT_LE(max_active.load(), std::min<int64_t>(3, max_jobs));
+  }
+  const SweepStatus status = client.Status("limited", true);
+  EXPECT_EQ(status.succeeded, 6);
+  EXPECT_EQ(status.pending, 2);
+}
+
+TEST_F(CoordinatorServiceTest, IdleExitWhenNoSlotGetsAJob) {
+  Start();
+  SweepWorkerOptions options = SlotWorker(Client(), 3, [](const std::string&) {});
+  options.idle_exit_seconds = 0.5;
+  std::atomic<bool> shutdown{false};
+  const auto start = std::chrono::steady_clock::now();
+  const SweepWorkerSummary summary = SweepWorker(options, nullptr, nullptr).Run(shutdown);
+  EXPECT_EQ(summary.exit_reason, "idle");
+  EXPECT_EQ(summary.jobs, 0);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 10.0);
+}
+
+// A coordinator that forgot the worker (a new state directory behind the
+// same address): the slots all hear "unknown worker", the worker registers
+// again once, and goes on leasing.
+TEST_F(CoordinatorServiceTest, SlotsRegisterAgainOnce) {
+  Start();
+  {
+    CoordinatorClient other(Client());
+    other.RegisterWorker(WorkerInfo{}, {});  // w1, w2: this worker is w3 here
+    other.RegisterWorker(WorkerInfo{}, {});
+  }
+  std::mutex mutex;
+  std::vector<std::string> lines;
+  std::atomic<bool> shutdown{false};
+  SweepWorkerSummary summary;
+  const ClientOptions address = Client();
+  std::thread thread([&] {
+    auto log = [&](const std::string& line) {
+      std::lock_guard<std::mutex> lock(mutex);
+      lines.push_back(line);
+    };
+    SweepWorkerOptions options = SlotWorker(address, 3, log);
+    options.client.reconnect_timeout_seconds = 10.0;
+    summary = SweepWorker(options, nullptr, nullptr).Run(shutdown);
+  });
+  const auto registered = [&] {
+    std::lock_guard<std::mutex> lock(mutex);
+    return std::count_if(lines.begin(), lines.end(), [](const std::string& l) { return l.rfind("registered", 0) == 0; });
+  };
+  for (int i = 0; i < 500 && registered() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // every slot is polling
+
+  const int port = server_->port();
+  server_->Shutdown();
+  server_.reset();
+  scheduler_.reset();
+  ScopedTempDir fresh;
+  SchedulerOptions scheduler_options;
+  scheduler_options.state_dir = fresh.File("state");
+  scheduler_ = std::make_unique<Scheduler>(scheduler_options);
+  ServerOptions server;
+  server.listen = "127.0.0.1:" + std::to_string(port);
+  server_ = std::make_unique<CoordinatorServer>(*scheduler_, server);
+  CoordinatorClient client(Client());
+  client.Submit(SleepSweep("after", 3, 0.1));
+  for (int i = 0; i < 500 && !client.Status("after", false).done; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  shutdown = true;
+  thread.join();
+  EXPECT_EQ(summary.jobs, 3);
+  EXPECT_EQ(client.Status("after", false).succeeded, 3);
+  EXPECT_EQ(registered(), 2);  // at the start and once again, not once per slot
+  // The new coordinator gave out one id (w1): the next one is w2.
+  EXPECT_EQ(client.RegisterWorker(WorkerInfo{}, {}).worker_id, "w2");
+}
+
+// A train job whose id is the hash of its settings (the scheduler checks it);
+// `train` picks its pack.
+SweepSubmission TrainSweep(const std::string& name, const std::vector<std::pair<std::string, std::string>>& jobs) {
+  SweepSubmission sweep;
+  sweep.name = name;
+  sweep.metric_name = "loss";
+  sweep.maximize = false;
+  sweep.parameters = {"learning_rate"};
+  for (const auto& [train, learning_rate] : jobs) {
+    SweepSubmission::Job& job = sweep.jobs.emplace_back();
+    job.kind = std::string(kTrainJob);
+    job.settings = {{"model", "/models/m"}, {"train", train}, {"learning_rate", learning_rate}};
+    job.id = JobId(JobSettings{job.settings, job.verbalizer});
+    job.swept = {{"learning_rate", learning_rate}};
+  }
+  return sweep;
+}
+
+// Slots run the executor concurrently, and a slot's lease asks for the pack
+// the other slot trains: a younger job of that pack comes before an older one.
+TEST_F(CoordinatorServiceTest, SlotsRunTheExecutorConcurrentlyAndAskForTheirPack) {
+  Start();
+  CoordinatorClient client(Client());
+  client.Submit(TrainSweep("first", {{"/d/y.jsonl", "0.1"}}));
+  std::mutex mutex;
+  std::vector<std::string> started;  // "learning_rate@train", in start order
+  std::set<std::string> running;
+  int64_t max_running = 0;
+  std::atomic<bool> release{false};
+  JobExecutor train = [&](const JobSpec& job, const JobContext& context) {
+    const std::string name = SettingValue(job.settings, "learning_rate") + "@" + SettingValue(job.settings, "train");
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      started.push_back(name);
+      running.insert(name);
+      max_running = std::max<int64_t>(max_running, static_cast<int64_t>(running.size()));
+    }
+    // The first job runs until the test lets it go; the others at once.
+    const bool first = name == "0.1@/d/y.jsonl";
+    for (int i = 0; first && i < 1000 && !release.load() && !context.stop->load(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (!first) std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      running.erase(name);
+    }
+    JobOutcome outcome;
+    outcome.state = JobState::kSucceeded;
+    outcome.metric_name = "loss";
+    return outcome;
+  };
+  std::atomic<bool> shutdown{false};
+  SweepWorkerSummary summary;
+  std::thread thread([&] {
+    summary = SweepWorker(SlotWorker(Client(), 2, [](const std::string&) {}), train, nullptr).Run(shutdown);
+  });
+  for (int i = 0; i < 500 && Active(client, "first") == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  // Past one long poll (200 ms): the idle slot's current LeaseJob names the running pack.
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  // The older job is of another pack (other training data); the younger joins the running one.
+  client.Submit(TrainSweep("second", {{"/d/x.jsonl", "0.2"}, {"/d/y.jsonl", "0.3"}}));
+  for (int i = 0; i < 500; ++i) {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (started.size() >= 2) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  release = true;
+  for (int i = 0; i < 500 && !(client.Status("first", false).done && client.Status("second", false).done); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  shutdown = true;
+  thread.join();
+  EXPECT_EQ(summary.jobs, 3);
+  EXPECT_EQ(client.Status("second", false).succeeded, 2);
+  std::lock_guard<std::mutex> lock(mutex);
+  EXPECT_EQ(started, (std::vector<std::string>{"0.1@/d/y.jsonl", "0.3@/d/y.jsonl", "0.2@/d/x.jsonl"}));
+  EXPECT_EQ(max_running, 2);  // two executor calls at once
 }
 
 TEST(CoordinatorServiceStatusTest, ErrorKindsMapToStatusCodes) {

@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "coordinator/fake_scheduler_store.h"
+#include "coordinator/sweep_spec.h"
 #include "test_utils.h"
 
 namespace promptsweep {
@@ -33,6 +34,20 @@ SweepSubmission Sweep(const std::string& name, const std::vector<std::string>& i
   }
   return sweep;
 }
+
+// A train job on `model` with training data `train`; its id is the hash of its settings.
+SweepSubmission::Job TrainJob(const std::string& model, const std::string& train, const std::string& learning_rate) {
+  SweepSubmission::Job job;
+  job.kind = std::string(kTrainJob);
+  job.settings = {{"model", model}, {"tokenizer", ""}, {"dtype", "float32"}, {"train", train},
+                  {"learning_rate", learning_rate}};
+  job.verbalizer = {{"ham", " software"}, {"spam", " money"}};
+  job.id = JobId(JobSettings{job.settings, job.verbalizer});
+  job.swept = {{"learning_rate", learning_rate}};
+  return job;
+}
+
+std::string PackKeyOf(const SweepSubmission::Job& job) { return PackKey(job.settings, job.verbalizer); }
 
 JobOutcome Succeeded() {
   JobOutcome outcome;
@@ -276,6 +291,51 @@ TEST_F(JobTableTest, CancelFinishesUnfinishedJobsInOrder) {
   EXPECT_EQ(table_->Heartbeat(worker, {RefOf(b)}).size(), 1u);
   EXPECT_EQ(table_->PlanResult(worker, RefOf(b), Succeeded()).ack.reason, "job b is already cancelled");
   EXPECT_TRUE(table_->Status("s", false).done);
+}
+
+TEST_F(JobTableTest, RunningPacksComeFirstThenLoadedModelsThenTheOldest) {
+  const auto oldest = TrainJob("/models/a", "/d/other.jsonl", "0.1");
+  const auto loaded = TrainJob("/models/b", "/d/t.jsonl", "0.2");
+  const auto p1 = TrainJob("/models/a", "/d/t.jsonl", "0.3");
+  const auto p2 = TrainJob("/models/a", "/d/t.jsonl", "0.4");
+  ASSERT_EQ(PackKeyOf(p1), PackKeyOf(p2));
+  ASSERT_NE(PackKeyOf(p1), PackKeyOf(oldest));
+  SweepSubmission sweep = Sweep("s", {});
+  sweep.jobs = {oldest, loaded, p1, p2};
+  Submit(sweep);
+  Submit(Sweep("later", {"z"}));  // a sleep job: no pack key
+  const std::string worker = Register();
+  const std::vector<std::string> models = {ModelKey(loaded.settings)};
+  const std::vector<std::string> packs = {PackKeyOf(p1)};
+  const auto lease = [&](const std::vector<std::string>& loaded_models, const std::vector<std::string>& running) {
+    JobTable::LeaseGrant grant = table_->PlanLease(worker, loaded_models, running);
+    EXPECT_TRUE(grant.spec);
+    Commit(grant.effects);
+    return grant.spec.value_or(JobSpec{});
+  };
+
+  // The running pack beats an older job of a loaded model and the oldest job.
+  const JobSpec first = lease(models, packs);
+  EXPECT_EQ(first.job_id, p1.id);
+  // Back to pending (a checkpoint): indexed under its pack again, and older than p2.
+  Commit(table_->PlanCheckpoint(worker, RefOf(first), "state", 5).effects);
+  EXPECT_EQ(lease(models, packs).job_id, p1.id);
+  EXPECT_EQ(lease(models, packs).job_id, p2.id);
+  // The pack has no pending job left: the loaded model, then the oldest.
+  EXPECT_EQ(lease(models, packs).job_id, loaded.id);
+  // An empty key (a sleep job's) never matches.
+  EXPECT_EQ(lease({}, {""}).job_id, oldest.id);
+
+  // An expired lease is pending again and found by its pack, also after a reload.
+  now_ += 31;
+  Commit(table_->PlanExpiry().effects);
+  JobTable reloaded(Options());
+  reloaded.Load(store_.Load());
+  JobTable::LeaseGrant grant = reloaded.PlanLease(worker, {}, packs);
+  ASSERT_TRUE(grant.spec);
+  EXPECT_EQ(grant.spec->job_id, p1.id);
+  EXPECT_EQ(lease({}, {PackKeyOf(p2), PackKeyOf(oldest)}).job_id, oldest.id);  // the oldest of both packs
+  EXPECT_EQ(lease({}, packs).job_id, p1.id);
 }
 
 TEST_F(JobTableTest, ReloadedTableKeepsStateAndGivesLeasesAFreshDeadline) {

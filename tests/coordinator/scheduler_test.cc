@@ -400,6 +400,27 @@ TEST_F(SchedulerTest, PrefersJobsOfALoadedModel) {
   EXPECT_EQ(scheduler->Lease(worker, {})->job_id, a2.id);
 }
 
+TEST_F(SchedulerTest, PrefersJobsOfARunningPackOverLoadedModels) {
+  auto scheduler = Open();
+  // Same model, another training file: another pack.
+  const auto with_train = [](SweepSubmission::Job job, const std::string& train) {
+    job.settings.emplace_back("train", train);
+    job.id = JobId(JobSettings{job.settings, job.verbalizer});
+    return job;
+  };
+  const auto oldest = with_train(TrainJob("0.1", 0, kModelA), "/d/other.jsonl");
+  const auto b1 = TrainJob("0.2", 0, kModelB);
+  const auto p1 = with_train(TrainJob("0.3", 0, kModelA), "/d/t.jsonl");
+  const auto p2 = with_train(TrainJob("0.4", 1, kModelA), "/d/t.jsonl");
+  scheduler->Submit(Sweep("s", {oldest, b1, p1, p2}));
+  const std::string worker = scheduler->RegisterWorker({});
+  const std::vector<std::string> packs = {PackKey(p1.settings, p1.verbalizer)};
+  EXPECT_EQ(scheduler->Lease(worker, {ModelKeyOf(kModelB)}, packs)->job_id, p1.id);
+  EXPECT_EQ(scheduler->Lease(worker, {ModelKeyOf(kModelB)}, packs)->job_id, p2.id);
+  EXPECT_EQ(scheduler->Lease(worker, {ModelKeyOf(kModelB)}, packs)->job_id, b1.id);
+  EXPECT_EQ(scheduler->Lease(worker, {}, packs)->job_id, oldest.id);
+}
+
 TEST_F(SchedulerTest, ReopenKeepsStateAndHoldersCanStillReport) {
   const auto a = TrainJob("0.1", 0), b = TrainJob("0.2", 0), c = TrainJob("0.3", 0);
   std::string worker;

@@ -88,6 +88,34 @@ TEST_F(GenerateTest, GreedyBatchEqualsEachRowAloneAndTheUncachedReference) {
   }
 }
 
+TEST_F(GenerateTest, PerRowPromptsGiveEachRowTheTokensOfItsPromptAlone) {
+  GenerateOptions options;
+  options.max_new_tokens = 10;
+  for (const CausalLM* model : {&llama(), &gpt2()}) {
+    SCOPED_TRACE(model->config().model_type);
+    // 2 and 5 virtual tokens and the bare model; the empty input needs a prompt.
+    const std::vector<torch::Tensor> prompts = {Prompt(*model, 2), Prompt(*model, 5) * 0.5, torch::Tensor()};
+    const Rows inputs = Inputs();
+    const std::vector<int64_t> index = {2, 0, 1, 1};
+    const Rows batched = Generate(*model, prompts, index, inputs, options);
+    ASSERT_EQ(batched.size(), inputs.size());
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+      SCOPED_TRACE(i);
+      const torch::Tensor& prompt = prompts[static_cast<std::size_t>(index[i])];
+      EXPECT_EQ(batched[i], Generate(*model, prompt, {inputs[i]}, options)[0]);
+      EXPECT_EQ(batched[i], ReferenceGreedy(*model, prompt, inputs[i], options.max_new_tokens));
+    }
+  }
+  EXPECT_TRUE(
+      test::HasText(test::ErrorOf([&] { Generate(llama(), {Prompt(llama(), 2)}, {0, 1}, {{5}, {6}}, options); }),
+                    "input 1 uses prompt 1, outside the stack of 1 prompts"));
+  EXPECT_TRUE(test::HasText(
+      test::ErrorOf([&] { Generate(llama(), {Prompt(llama(), 2), torch::Tensor()}, {0, 1}, {{5}, {}}, options); }),
+      "input 1 is empty and there is no soft prompt"));
+  EXPECT_TRUE(test::HasText(test::ErrorOf([&] { Generate(llama(), {Prompt(llama(), 2)}, {0}, {{5}, {6}}, options); }),
+                            "1 prompt indices for 2 inputs"));
+}
+
 TEST_F(GenerateTest, WorksWithoutASoftPrompt) {
   GenerateOptions options;
   options.max_new_tokens = 6;

@@ -3,13 +3,14 @@
 #include <atomic>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
-#include "engine/job_settings.h"
+#include "engine/adapter.h"
 #include "engine/job_settings.h"
 #include "worker/train_job.h"
 #include "common/error.h"
@@ -137,7 +138,10 @@ TEST_F(TrainExecutorTest, RunsAJobExactlyAsTheTrainCommandDoes) {
     EXPECT_EQ(outcome.history[i].metric, direct.result.history[i].metric);
   }
 
-  ASSERT_EQ(outcome.files.size(), 3u);
+  // The PEFT pair, the task file beside it, result.json.
+  ASSERT_EQ(outcome.files.size(), 4u);
+  EXPECT_EQ(FileOf(outcome, kAdapterTaskFile), test::ReadFileBytes(output + "/" + kAdapterTaskFile));
+  EXPECT_TRUE(HasText(FileOf(outcome, kAdapterTaskFile), "template: \"{text}. animal:\""));
   const nlohmann::json result = nlohmann::json::parse(FileOf(outcome, "result.json"));
   EXPECT_EQ(result["status"], "succeeded");
   EXPECT_EQ(result["model"], DataPath("models/tiny-llama"));
@@ -211,6 +215,92 @@ TEST_F(TrainExecutorTest, PreemptedJobResumesFromItsCheckpointToTheSameAdapter) 
   EXPECT_EQ(resumed.test, straight.test);
   EXPECT_EQ(resumed.history.size(), straight.history.size());  // the history goes across the resume
   EXPECT_TRUE(WorkDirIsEmpty());
+}
+
+// The prompt of an outcome's adapter files.
+torch::Tensor PromptOf(const JobOutcome& outcome, const std::string& dir) {
+  std::filesystem::create_directories(dir);
+  for (const char* name : {"adapter_config.json", "adapter_model.safetensors"}) {
+    test::WriteFileBytes(dir + "/" + name, FileOf(outcome, name));
+  }
+  return LoadPromptAdapter(dir).prompt;
+}
+
+TEST_F(TrainExecutorTest, PackedJobsTrainTogetherToTheAdaptersOfLoneJobs) {
+  std::vector<JobSpec> jobs = {ToyJob("1111111111111111", 8, "1"), ToyJob("2222222222222222", 8, "2"),
+                               ToyJob("3333333333333333", 6, "3")};
+  SetSetting(jobs[1], "num_virtual_tokens", "7");
+  SetSetting(jobs[1], "learning_rate", "0.03");
+  SetSetting(jobs[2], "batch_size", "3");
+  SetSetting(jobs[2], "eval_every", "3");
+  TrainJobExecutor alone_executor(Options());
+  std::vector<JobOutcome> alone;
+  for (const JobSpec& job : jobs) alone.push_back(alone_executor.Run(job, JobContext{}));
+
+  TrainJobExecutor::Options options = Options();
+  options.pack = 3;
+  TrainJobExecutor executor(options);
+  std::vector<JobOutcome> packed(jobs.size());
+  std::vector<std::thread> slots;
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    slots.emplace_back([&, i] { packed[i] = executor.Run(jobs[i], JobContext{}); });
+  }
+  for (std::thread& slot : slots) slot.join();
+  EXPECT_EQ(executor.stats().model_loads, 1);
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    SCOPED_TRACE("job " + jobs[i].job_id);
+    ASSERT_EQ(packed[i].state, JobState::kSucceeded) << packed[i].message;
+    ASSERT_EQ(alone[i].state, JobState::kSucceeded) << alone[i].message;
+    EXPECT_EQ(packed[i].steps, alone[i].steps);
+    EXPECT_EQ(packed[i].best_dev, alone[i].best_dev);
+    EXPECT_EQ(packed[i].best_step, alone[i].best_step);
+    const torch::Tensor a = PromptOf(packed[i], direct_.File("packed" + std::to_string(i)));
+    const torch::Tensor b = PromptOf(alone[i], direct_.File("alone" + std::to_string(i)));
+    EXPECT_LE((a - b).abs().max().item<double>(), 1e-4);
+    EXPECT_FALSE(FileOf(packed[i], kAdapterTaskFile).empty());
+  }
+  EXPECT_TRUE(WorkDirIsEmpty());
+}
+
+TEST_F(TrainExecutorTest, APackedJobPreemptedMidwayResumesAloneToTheSameAdapter) {
+  const JobSpec mate = ToyJob("4444444444444444", 8, "4");
+  JobSpec job = ToyJob("5555555555555555", 8, "5");
+  TrainJobExecutor alone_executor(Options());
+  const JobOutcome straight = alone_executor.Run(job, JobContext{});
+  ASSERT_EQ(straight.state, JobState::kSucceeded) << straight.message;
+
+  TrainJobExecutor::Options options = Options();
+  options.pack = 2;
+  TrainJobExecutor executor(options);
+  JobContext context;
+  context.stop = &stop_;
+  context.preempt = &preempt_;
+  context.progress = [this](const JobProgress& p) {
+    if (p.step == 3) {
+      preempt_ = true;
+      stop_ = true;
+    }
+  };
+  JobOutcome preempted;
+  JobOutcome mate_outcome;
+  std::thread mate_slot([&] { mate_outcome = executor.Run(mate, JobContext{}); });
+  std::thread job_slot([&] { preempted = executor.Run(job, context); });
+  job_slot.join();
+  mate_slot.join();
+  ASSERT_EQ(mate_outcome.state, JobState::kSucceeded) << mate_outcome.message;  // its mate is untouched
+  ASSERT_EQ(preempted.state, JobState::kCancelled) << preempted.message;
+  EXPECT_EQ(preempted.steps, 3);
+  ASSERT_FALSE(preempted.checkpoint.empty());
+
+  job.attempt = 2;
+  job.checkpoint = preempted.checkpoint;
+  const JobOutcome resumed = executor.Run(job, JobContext{});  // alone in the pack now
+  ASSERT_EQ(resumed.state, JobState::kSucceeded) << resumed.message;
+  EXPECT_EQ(resumed.steps, 8);
+  EXPECT_EQ(resumed.best_dev, straight.best_dev);
+  const torch::Tensor a = PromptOf(resumed, direct_.File("resumed"));
+  const torch::Tensor b = PromptOf(straight, direct_.File("straight"));
+  EXPECT_LE((a - b).abs().max().item<double>(), 1e-4);
 }
 
 TEST_F(TrainExecutorTest, CancelWithoutPreemptionReturnsNoCheckpoint) {
