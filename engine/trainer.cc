@@ -846,20 +846,25 @@ TrainResult PromptTrainer::Run(const RunHooks& hooks) {
 
 // --- Checkpoints. ---
 
+std::vector<std::pair<std::string, nlohmann::json>> PromptTrainer::StateFingerprint() const {
+  // Settings that fix the prompt's shape, the optimizer state and the data
+  // order: a checkpoint resumes only a job that agrees on all of them.
+  return {{"num_virtual_tokens", config_.prompt.num_virtual_tokens},
+          {"hidden_size", model_->config().hidden_size},
+          {"optimizer", OptimizerName(config_.optimizer.kind)},
+          {"seed", config_.seed},
+          {"batch_size", config_.batch_size},
+          {"gradient_accumulation_steps", config_.gradient_accumulation_steps},
+          {"train_examples", data_.train->examples.size()},
+          {"eval_metric", EvalMetricName(metric_)}};
+}
+
 void PromptTrainer::SaveState(const std::string& path) const {
   nlohmann::json history = nlohmann::json::array();
   for (const MetricRecord& r : history_) history.push_back({r.step, r.split, r.metric, JsonDouble(r.value)});
   nlohmann::json state = {
       {"format_version", kStateFormatVersion},
-      {"job",
-       {{"num_virtual_tokens", config_.prompt.num_virtual_tokens},
-        {"hidden_size", model_->config().hidden_size},
-        {"optimizer", OptimizerName(config_.optimizer.kind)},
-        {"seed", config_.seed},
-        {"batch_size", config_.batch_size},
-        {"gradient_accumulation_steps", config_.gradient_accumulation_steps},
-        {"train_examples", data_.train->examples.size()},
-        {"eval_metric", EvalMetricName(metric_)}}},
+      {"job", nlohmann::json::object()},
       {"step", step_},
       {"optimizer_step", optimizer_->step()},
       {"epoch", epoch_},
@@ -874,6 +879,7 @@ void PromptTrainer::SaveState(const std::string& path) const {
       {"last_logged_loss", JsonDouble(last_logged_loss_)},
       {"history", history},
   };
+  for (const auto& [key, value] : StateFingerprint()) state["job"][key] = value;
   if (best_metric_) state["best_metric"] = JsonDouble(*best_metric_);
   if (best_dev_) state["best_dev"] = EvalResultToJson(*best_dev_);
   if (last_dev_) state["last_dev"] = EvalResultToJson(*last_dev_);
@@ -902,16 +908,7 @@ void PromptTrainer::LoadState(const std::string& path) {
     // Settings that fix the prompt's shape, the optimizer state and the data
     // order must match; others (max_steps, learning_rate, ...) may change.
     const nlohmann::json& job = state.at("job");
-    const std::vector<std::pair<std::string, nlohmann::json>> expected = {
-        {"num_virtual_tokens", config_.prompt.num_virtual_tokens},
-        {"hidden_size", model_->config().hidden_size},
-        {"optimizer", OptimizerName(config_.optimizer.kind)},
-        {"seed", config_.seed},
-        {"batch_size", config_.batch_size},
-        {"gradient_accumulation_steps", config_.gradient_accumulation_steps},
-        {"train_examples", data_.train->examples.size()},
-        {"eval_metric", EvalMetricName(metric_)}};
-    for (const auto& [key, value] : expected) {
+    for (const auto& [key, value] : StateFingerprint()) {
       if (job.at(key) != value) {
         throw Error(StrCat("was written with ", key, " = ", job.at(key).dump(), " but this job has ", value.dump(),
                            "; resume with the same settings"));

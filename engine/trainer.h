@@ -281,6 +281,8 @@ class PromptTrainer {
   // The optimizer step on the accumulated gradient; false (with *why) when
   // the loss, the gradient or the new prompt is not finite.
   bool ApplyStep(double local_loss_sum, int64_t local_tokens, double* loss, int64_t* tokens, std::string* why);
+  // The settings a checkpoint records and LoadState checks ("job" in its metadata).
+  std::vector<std::pair<std::string, nlohmann::json>> StateFingerprint() const;
   void Record(const std::string& split, const std::string& metric, double value);
   void RecordEval(const std::string& split, const EvalResult& eval);
   EvalResult Evaluate(const TaskData& data, const torch::Tensor& prompt);

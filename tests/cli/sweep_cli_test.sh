@@ -3,7 +3,9 @@
 # `run` (and its resume), then a coordinator with worker processes through
 # kill -9 of a worker, kill -9 of the coordinator, SIGTERM preemption (the
 # resumed prompt equals an uninterrupted run's), a diverging job, a job whose
-# model vanished, and calls without the token. Every wait has a bound.
+# model vanished, and calls without the token; then packing (`--pack 3`: jobs
+# trained together equal lone runs within 1e-4) through SIGTERM and kill -9 of a
+# packed worker. Every wait has a bound.
 # Usage: sweep_cli_test.sh TEST_DATA_DIR   (PROMPTSWEEP = the binary)
 set -uo pipefail
 data=$(cd "$1" && pwd)
@@ -15,6 +17,48 @@ trap cleanup EXIT
 
 
 has_rows() { [ -f "$1" ] && [ "$(rows "$1")" -ge "$2" ]; }  # CSV N
+# same_results A_DIR B_DIR: the same jobs in both results.csv, each succeeded with an
+# equal best dev metric; train loss, every metrics.csv value and the adapter's prompt
+# within 1e-4 (packed training equals lone training up to float rounding).
+same_results() { python3 - "$1" "$2" <<'EOF'
+import csv, json, struct, sys
+a_dir, b_dir = sys.argv[1:3]
+def results(d): return {r['job_id']: r for r in csv.DictReader(open(d + '/results.csv'))}
+def metrics(d): return {tuple(r[:4]): float(r[4]) for r in list(csv.reader(open(d + '/metrics.csv')))[1:]}
+def prompt(d, job):
+    b = open(f'{d}/adapters/{job}/adapter_model.safetensors', 'rb').read()
+    n = struct.unpack('<Q', b[:8])[0]
+    t = json.loads(b[8:8 + n])['prompt_embeddings']
+    assert t['dtype'] == 'F32', t
+    lo, hi = t['data_offsets']
+    return struct.unpack(f'<{(hi - lo) // 4}f', b[8 + n + lo:8 + n + hi])
+a, b = results(a_dir), results(b_dir)
+assert a.keys() == b.keys(), (a.keys(), b.keys())
+for job in a:
+    ra, rb = a[job], b[job]
+    assert ra['status'] == rb['status'] == 'succeeded', (ra, rb)
+    metric = [k for k in ra if k.startswith('best_dev_')][0]
+    assert ra[metric] == rb[metric], (job, metric, ra[metric], rb[metric])
+    assert abs(float(ra['train_loss']) - float(rb['train_loss'])) <= 1e-4, (job, ra['train_loss'], rb['train_loss'])
+    pa, pb = prompt(a_dir, job), prompt(b_dir, job)
+    assert len(pa) == len(pb) and max(abs(x - y) for x, y in zip(pa, pb)) <= 1e-4, (job, 'prompts differ')
+ma, mb = metrics(a_dir), metrics(b_dir)
+assert ma.keys() == mb.keys(), ma.keys() ^ mb.keys()
+bad = [k for k in ma if abs(ma[k] - mb[k]) > 1e-4]
+assert not bad, [(k, ma[k], mb[k]) for k in bad[:5]]
+EOF
+}
+# leased_before_result LOG N: the worker log shows N jobs leased before the first one
+# ended (N jobs running at once).
+leased_before_result() {
+  [ "$(awk '/: (succeeded|failed|diverged|cancelled|preempted)/ {exit} /leased job/ {n++} END {print n + 0}' "$1")" -ge "$2" ]
+}
+# attempts_are CSV ATTEMPTS JOB...: those jobs succeeded with that many attempts.
+attempts_are() { python3 -c "
+import csv, sys
+rows = {r['job_id']: r for r in csv.DictReader(open(sys.argv[1]))}
+for job in sys.argv[3:]:
+    assert rows[job]['status'] == 'succeeded' and rows[job]['attempts'] == sys.argv[2], rows[job]" "$@"; }
 
 
 section run
@@ -35,6 +79,21 @@ expect run-invalid 1 "bad.yaml:[0-9]+:[0-9]+: learning_rate: .*must be > 0" -- \
   bash -c "sed 's/0.1, 0.3/-1/' '$tmp/quick.yaml' > '$tmp/bad.yaml' && '$bin' run '$tmp/bad.yaml' -o '$tmp/bad'"
 check run-invalid-nothing test ! -e "$tmp/bad"
 
+section pack
+# --- run --pack 3: one worker trains up to 3 jobs together in lockstep --------
+# (4 jobs: 3 start together, the 4th joins when they end); every job once, and
+# each job's result equals a --pack 1 run's up to float rounding.
+make_sweep packed 1200 "0.05, 0.1, 0.2, 0.3"
+sed -i 's/eval_every: 0/eval_every: 300/' "$tmp/packed.yaml"
+expect pack-run 0 "results: .*/results.csv" -- "$bin" run "$tmp/packed.yaml" --workers 1 --pack 3 --threads 1 -o "$tmp/packed3" -q
+check pack-rows test "$(rows "$tmp/packed3/results.csv")" -eq 4
+check pack-unique unique_ids "$tmp/packed3/results.csv"
+check pack-succeeded test "$(column "$tmp/packed3/results.csv" status | sort -u)" = succeeded
+check pack-slots grep -q "3 slots" "$tmp/packed3/logs/worker-0.log"
+check pack-concurrent leased_before_result "$tmp/packed3/logs/worker-0.log" 3
+expect pack-lone-run 0 "results: .*/results.csv" -- "$bin" run "$tmp/packed.yaml" --workers 2 --threads 1 -o "$tmp/packed1" -q
+check pack-equals-lone same_results "$tmp/packed3" "$tmp/packed1"
+
 section coordinator
 # --- a coordinator and worker processes ---------------------------------------
 export PROMPTSWEEP_TOKEN=tok
@@ -49,13 +108,16 @@ start_coordinator() {  # [PORT]
   port=$(cat "$tmp/port")
   export PROMPTSWEEP_COORDINATOR=127.0.0.1:$port
 }
-start_worker() {  # NAME: starts a worker; its pid in $worker (not $(...): pids must reach cleanup)
-  "$bin" worker --threads 1 >"$tmp/$1.log" 2>&1 &
+start_worker() {  # NAME [FLAGS...]: starts a worker; its pid in $worker (not $(...): pids must reach cleanup)
+  "$bin" worker --threads 1 "${@:2}" >"$tmp/$1.log" 2>&1 &
   worker=$!
   pids+=("$worker")
 }
 running_job() {  # SWEEP: id of a running job with steps done
   "$bin" status "$1" | awk '$2 == "running" && $4 !~ /^0\// {print $1; exit}' | grep .
+}
+running_jobs() {  # SWEEP N: ids of the running jobs with steps done; false unless N of them
+  "$bin" status "$1" | awk -v n="$2" '$2 == "running" && $4 !~ /^0\// {print $1; k++} END {exit k < n}'
 }
 start_coordinator
 
@@ -146,6 +208,49 @@ check worker-alive kill -0 "$e"
 expect status-table 0 "diverged" -- "$bin" status diverge
 expect cancel-unknown 1 "unknown sweep" -- "$bin" cancel no-such-sweep
 
-kill -TERM "$e" "$coord"
+kill -TERM "$e"
+check idle-worker-e-exits wait_until 30 bash -c "! kill -0 $e"
+
+section pack-preempt
+# SIGTERM a `worker --pack 3` while 3 jobs train in one pack: each hands back its
+# checkpoint, a second packed worker resumes them (attempt 2) and runs the 4th, and
+# every job ends as in the uninterrupted --pack 1 run above (within 1e-4).
+"$bin" submit "$tmp/packed.yaml" >/dev/null
+start_worker worker-p --pack 3; p=$worker
+check pack-preempt-running wait_until 60 running_jobs packed 3
+kill -TERM "$p"
+check pack-preempt-worker-exits wait_until 30 bash -c "! kill -0 $p"
+check pack-preempt-checkpoints test "$(grep -c "preempted at step .*checkpoint handed" "$tmp/worker-p.log")" -eq 3
+packed_jobs=$("$bin" status packed | awk '$2 == "pending" && /\(checkpoint\)/ {print $1}')
+check pack-preempt-pending test "$(wc -w <<<"$packed_jobs")" -eq 3
+start_worker worker-q --pack 3; q=$worker
+expect pack-preempt-wait 0 "4/4 done \(4 ok\)" -- "$bin" wait packed --timeout 240 --interval 0.5
+packed_csv=$state/sweeps/packed/results.csv
+check pack-preempt-resumed test "$(grep -c "leased .*resuming" "$tmp/worker-q.log")" -eq 3
+check pack-preempt-rows test "$(rows "$packed_csv")" -eq 4
+check pack-preempt-unique unique_ids "$packed_csv"
+check pack-preempt-attempts attempts_are "$packed_csv" 2 $packed_jobs
+check pack-preempt-equals-lone same_results "$state/sweeps/packed" "$tmp/packed1"
+kill -TERM "$q"
+check idle-worker-q-exits wait_until 30 bash -c "! kill -0 $q"
+
+section pack-kill-worker
+# kill -9 a `worker --pack 3` mid-pack: all 3 leases run out, another worker
+# finishes the jobs, each once (attempt 2), no duplicate metrics rows.
+make_sweep packkill 1000 "0.15, 0.25, 0.35"
+"$bin" submit "$tmp/packkill.yaml" >/dev/null
+start_worker worker-r --pack 3; r=$worker
+check pack-kill-running wait_until 60 running_jobs packkill 3
+kill -9 "$r"
+start_worker worker-s --pack 3; s=$worker
+expect pack-kill-wait 0 "3/3 done \(3 ok\)" -- "$bin" wait packkill --timeout 240 --interval 0.5
+packkill_csv=$state/sweeps/packkill/results.csv
+check pack-kill-rows test "$(rows "$packkill_csv")" -eq 3
+check pack-kill-unique unique_ids "$packkill_csv"
+check pack-kill-attempts attempts_are "$packkill_csv" 2 $(column "$packkill_csv" job_id)
+check pack-kill-metrics-unique test "$(cut -d, -f1-4 "$state/sweeps/packkill/metrics.csv" | sort | uniq -d | wc -l)" -eq 0
+check pack-kill-metrics-final test "$(grep -c "^[0-9a-f]\{16\},1000,train,loss," "$state/sweeps/packkill/metrics.csv")" -eq 3
+
+kill -TERM "$s" "$coord"
 section done
 finish
