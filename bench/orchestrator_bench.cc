@@ -1,14 +1,17 @@
 // Scheduling overhead of the orchestrator alone: J built-in `sleep` jobs of
 // S seconds on W workers with real gRPC clients over 127.0.0.1. The
-// coordinator (scheduler + SQLite + gRPC server) runs in this process; the
-// workers run as W threads of a second process forked before gRPC starts, so
-// the coordinator's peak RSS is its own. Makespan is measured from the
-// submit to the last result; the ideal is ceil(J / W) × S.
+// coordinator is the real `promptsweep coordinator` process (scheduler +
+// SQLite + gRPC server), started by this benchmark; its CPU time and peak RSS
+// are read from /proc. The workers are W SweepWorker threads in this process,
+// which submits the sweep through the client API (sleep jobs have no YAML).
+// Makespan is measured from the submit to the last result; the ideal is
+// ceil(J / W) × S.
 //
-//   orchestrator_bench [--jobs 10000] [--workers 100] [--seconds 1] [--state DIR]
+//   orchestrator_bench --promptsweep BIN [--jobs 10000] [--workers 100] [--seconds 1] [--state DIR]
 //
 // Prints one JSON object (bench/run_orchestrator_bench.sh turns it into the
 // README table).
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,6 +22,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -27,8 +32,6 @@
 
 #include "common/error.h"
 #include "client/coordinator_client.h"
-#include "coordinator/coordinator_server.h"
-#include "coordinator/scheduler.h"
 #include "worker/sweep_worker.h"
 
 namespace {
@@ -36,16 +39,26 @@ namespace {
 using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
 
-int64_t PeakRssKb() {
-  std::ifstream status("/proc/self/status");
+// VmHWM of process `pid`, in kB.
+int64_t PeakRssKb(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
   for (std::string line; std::getline(status, line);) {
     if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6));
   }
   return 0;
 }
 
-double CpuSeconds() {
-  return static_cast<double>(std::clock()) / CLOCKS_PER_SEC;
+// User + system CPU seconds of process `pid` (/proc/PID/stat fields 14, 15).
+double CpuSeconds(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  std::istringstream fields(text.substr(text.rfind(')') + 2));  // after "pid (comm) "
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && fields >> field; ++i) {
+    if (i >= 14) ticks += std::stod(field);
+  }
+  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 promptsweep::SweepSubmission SleepSweep(int64_t jobs, double seconds) {
@@ -70,87 +83,89 @@ promptsweep::SweepSubmission SleepSweep(int64_t jobs, double seconds) {
   return sweep;
 }
 
-// The workers' process: W SweepWorker threads until the sweep is done.
-int RunWorkers(int port, int64_t workers) {
-  std::atomic<bool> shutdown{false};
+// W SweepWorker threads until `shutdown`.
+std::vector<std::thread> StartWorkers(const std::string& address, const std::string& token, int64_t workers,
+                                      std::atomic<bool>& shutdown) {
   std::vector<std::thread> threads;
-  const std::string address = "127.0.0.1:" + std::to_string(port);
   for (int64_t w = 0; w < workers; ++w) {
-    threads.emplace_back([&] {
+    threads.emplace_back([&shutdown, address, token] {
       promptsweep::SweepWorkerOptions options;
       options.client.address = address;
+      options.client.token = token;
       options.lease_wait_ms = 1000;
       options.log = [](const std::string&) {};
       promptsweep::SweepWorker worker(options, nullptr, nullptr);
       worker.Run(shutdown);
     });
   }
-  promptsweep::ClientOptions options;
-  options.address = address;
-  promptsweep::CoordinatorClient client(options);
-  while (true) {
-    try {
-      if (client.Status("sleep-bench", false).done) break;
-    } catch (const promptsweep::Error&) {
-      // not submitted yet
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
-  shutdown = true;
-  for (std::thread& t : threads) t.join();
-  return 0;
+  return threads;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"Scheduling overhead of promptsweep's coordinator with sleep jobs"};
+  std::string binary;
   int64_t jobs = 10000;
   int64_t workers = 100;
   double seconds = 1.0;
   std::string state = "";
+  app.add_option("--promptsweep", binary, "the promptsweep binary (runs the coordinator)")->required();
   app.add_option("--jobs", jobs, "jobs");
-  app.add_option("--workers", workers, "worker threads (real gRPC clients, in a second process)");
+  app.add_option("--workers", workers, "worker threads (real gRPC clients)");
   app.add_option("--seconds", seconds, "seconds each job sleeps");
   app.add_option("--state", state, "state directory (default: a fresh temporary one)");
   CLI11_PARSE(app, argc, argv);
   if (state.empty()) state = (fs::temp_directory_path() / ("promptsweep-bench-" + std::to_string(getpid()))).string();
   fs::remove_all(state);
+  fs::create_directories(state);
+  const std::string port_file = state + "/port";
+  const std::string token = "bench-" + std::to_string(getpid());
 
-  int pipe_fds[2];
-  if (pipe(pipe_fds) != 0) return 1;
-  const pid_t child = fork();  // before gRPC starts in either process
-  if (child == 0) {
-    close(pipe_fds[1]);
-    int port = 0;
-    if (read(pipe_fds[0], &port, sizeof(port)) != sizeof(port)) return 1;
-    return RunWorkers(port, workers);
+  const pid_t coordinator = fork();  // before gRPC starts here
+  if (coordinator == 0) {
+    const std::string state_dir = state + "/coordinator";
+    execl(binary.c_str(), binary.c_str(), "--log-level", "warn", "coordinator", "--listen", "127.0.0.1:0",
+          "--port-file", port_file.c_str(), "--state-dir", state_dir.c_str(), "--token", token.c_str(),
+          "--lease-timeout", "30", static_cast<char*>(nullptr));
+    std::perror("exec promptsweep coordinator");
+    _exit(127);
   }
-  close(pipe_fds[0]);
-
-  promptsweep::SchedulerOptions options;
-  options.state_dir = state;
-  options.lease_timeout_seconds = 30.0;
-  promptsweep::Scheduler scheduler(options);
-  promptsweep::ServerOptions server_options;
-  server_options.listen = "127.0.0.1:0";
-  promptsweep::CoordinatorServer server(scheduler, server_options);
-  const int port = server.port();
+  std::string port;
+  for (int i = 0; i < 300 && port.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    std::ifstream in(port_file);
+    std::getline(in, port);
+  }
+  if (port.empty()) {
+    std::fprintf(stderr, "orchestrator_bench: the coordinator did not start (no %s)\n", port_file.c_str());
+    kill(coordinator, SIGKILL);
+    return 1;
+  }
+  const std::string address = "127.0.0.1:" + port;
+  std::atomic<bool> shutdown{false};
+  std::vector<std::thread> threads = StartWorkers(address, token, workers, shutdown);
+  promptsweep::ClientOptions client_options;
+  client_options.address = address;
+  client_options.token = token;
+  promptsweep::CoordinatorClient client(client_options);
   // Workers connect and long-poll before the jobs arrive, as in a real cluster.
-  if (write(pipe_fds[1], &port, sizeof(port)) != sizeof(port)) return 1;
   std::this_thread::sleep_for(std::chrono::seconds(2));
 
-  const double cpu_start = CpuSeconds();
+  const double cpu_start = CpuSeconds(coordinator);
   const auto start = Clock::now();
-  scheduler.Submit(SleepSweep(jobs, seconds));
+  client.Submit(SleepSweep(jobs, seconds));
   const double submit_seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  while (!scheduler.Status("sleep-bench", false).done) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  while (!client.Status("sleep-bench", false).done) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   const double makespan = std::chrono::duration<double>(Clock::now() - start).count();
-  const double cpu = CpuSeconds() - cpu_start;
-  const promptsweep::SweepStatus status = scheduler.Status("sleep-bench");
+  const double cpu = CpuSeconds(coordinator) - cpu_start;
+  const int64_t peak_rss_kb = PeakRssKb(coordinator);
+  const promptsweep::SweepStatus status = client.Status("sleep-bench", false);
+  shutdown = true;
+  for (std::thread& t : threads) t.join();
+  kill(coordinator, SIGTERM);
   int child_status = 0;
-  waitpid(child, &child_status, 0);
-  server.Shutdown();
+  waitpid(coordinator, &child_status, 0);
 
   const double ideal = std::ceil(static_cast<double>(jobs) / static_cast<double>(workers)) * seconds;
   std::printf(
@@ -159,7 +174,7 @@ int main(int argc, char** argv) {
       "\"coordinator_cpu_s\": %.2f, \"coordinator_peak_rss_mb\": %.1f, \"results_rows\": %lld}\n",
       static_cast<long long>(jobs), static_cast<long long>(workers), seconds,
       static_cast<long long>(status.succeeded), makespan, ideal, ideal > 0 ? 100.0 * (makespan - ideal) / ideal : 0.0,
-      static_cast<double>(jobs) / makespan, submit_seconds, cpu, static_cast<double>(PeakRssKb()) / 1024.0,
+      static_cast<double>(jobs) / makespan, submit_seconds, cpu, static_cast<double>(peak_rss_kb) / 1024.0,
       [&] {
         std::ifstream csv(status.output_dir + "/results.csv");
         long long rows = -1;  // header
