@@ -51,11 +51,6 @@ bool ExactMatch(const Tokenizer& tokenizer, const std::vector<int32_t>& generate
 
 // --- Scoring and evaluation. ---
 
-torch::Tensor TargetLogProbs(const CausalLM& model, const torch::Tensor& prompt, const PromptBatch& batch) {
-  const torch::Tensor logits = TargetLogits(model, prompt, batch);  // [K, V] float32
-  return torch::log_softmax(logits, /*dim=*/-1).gather(1, batch.target_ids.unsqueeze(1)).squeeze(1);
-}
-
 namespace {
 
 // A CPU index list on `device`.
@@ -64,25 +59,21 @@ torch::Tensor IndexTensor(const std::vector<int64_t>& values, torch::Device devi
 }
 
 // The prompts one evaluation batch runs under: a stack of P prompts and, per
-// row, which one. One prompt (P = 1) takes the single-prompt calls of
-// soft_prompt.h, so a job's own evaluation is what it always was.
+// row, which one (per-row prompts of soft_prompt.h; a stack of one lays out
+// and embeds exactly as the single-prompt calls).
 struct RowPrompts {
   const std::vector<torch::Tensor>* prompts = nullptr;
   std::vector<int64_t> lengths;  // n_p of each prompt (0: the bare model)
   std::vector<int64_t> index;    // per row of the batch
 
-  bool single() const { return prompts->size() == 1; }
   PromptBatch Batch(const std::vector<const Example*>& rows, Padding padding, torch::Device device) const {
-    if (single()) return MakePromptBatch(rows, lengths.front(), padding, device);
     return MakePromptBatch(rows, lengths, index, padding, device);
   }
   torch::Tensor Embeds(const CausalLM& model, const PromptBatch& batch) const {
-    if (single()) return ComposeInputsEmbeds(model, prompts->front(), batch);
     return ComposeInputsEmbeds(model, *prompts, batch);
   }
   torch::Tensor LogProbs(const CausalLM& model, const PromptBatch& batch) const {
-    if (single()) return promptsweep::TargetLogProbs(model, prompts->front(), batch);
-    return promptsweep::TargetLogProbs(model, *prompts, batch);
+    return TargetLogProbs(model, *prompts, batch);
   }
 };
 
@@ -143,8 +134,7 @@ torch::Tensor LabelScoresSharedPrefix(const CausalLM& model, const RowPrompts& p
   std::vector<int64_t> last_positions;                    // flat indices into [B * seq]
   for (int64_t b = 0; b < batch_size; ++b) {
     const Example& example = *examples[static_cast<std::size_t>(b)];
-    const int64_t own_prompt = prompts.single() ? prompts.lengths.front()
-                                                : prompts.lengths[static_cast<std::size_t>(prompts.index[b])];
+    const int64_t own_prompt = prompts.lengths[static_cast<std::size_t>(prompts.index[b])];
     if (own_prompt + static_cast<int64_t>(example.input_ids.size()) == 0) {
       throw Error(StrCat("example at line ", example.line,
                          ": no token precedes its target (empty input and no virtual tokens)"));
@@ -337,9 +327,7 @@ std::vector<EvalResult> EvaluatePrompts(const CausalLM& model, const Tokenizer& 
           generate.max_new_tokens = std::max<int64_t>(
               generate.max_new_tokens, static_cast<int64_t>(example->target_ids.size()) + kExactMatchSlackTokens);
         }
-        const std::vector<std::vector<int32_t>> outputs =
-            rows.single() ? Generate(model, prompts.front(), inputs, generate)
-                          : Generate(model, prompts, rows.index, inputs, generate);
+        const std::vector<std::vector<int32_t>> outputs = Generate(model, prompts, rows.index, inputs, generate);
         for (std::size_t i = 0; i < examples.size(); ++i) {
           sums[static_cast<std::size_t>(rows.index[i])].correct +=
               ExactMatch(tokenizer, outputs[i], *examples[i], options.stop_ids) ? 1 : 0;

@@ -36,15 +36,16 @@ torch::Tensor ToDevice(std::vector<int64_t>& values, torch::Device device) {
       .to(device, /*non_blocking=*/false, /*copy=*/true);
 }
 
-// Puts rows [B, N, H] (the N prompt slots of every row) into the sequence
-// before each row's first real token; block_start [B] is the slots' first
-// sequence index (only read for left padding; right padding starts at 0).
-torch::Tensor PlacePromptRows(const torch::Tensor& tokens, const torch::Tensor& rows, const PromptBatch& batch,
-                              const torch::Tensor& block_start) {
+// Puts rows [B, N, H] (the N prompt slots of every row, unused ones first)
+// into the sequence before each row's first real token.
+torch::Tensor PlacePromptRows(const torch::Tensor& tokens, const torch::Tensor& rows, const PromptBatch& batch) {
   if (batch.padding == Padding::kRight) return torch::cat({rows, tokens}, /*dim=*/1);
   const int64_t batch_size = tokens.size(0);
   const int64_t n = rows.size(1);
   const int64_t hidden = tokens.size(2);
+  // The N-slot block begins `unused` slots before the row's prompt.
+  const torch::Tensor lengths = torch::tensor(batch.prompt_lengths, torch::kInt64).to(batch.prompt_index.device());
+  const torch::Tensor block_start = batch.prompt_start - n + lengths.index_select(0, batch.prompt_index);
   // Left padding: token j already sits at N + j after the cat below; the
   // prompt overwrites [start, start + N), which holds only zeros and pads.
   const torch::Tensor padded = torch::cat({torch::zeros({batch_size, n, hidden}, tokens.options()), tokens}, 1);
@@ -61,6 +62,11 @@ torch::Tensor LogitsAtTargets(const CausalLM& model, const torch::Tensor& embeds
   // (PEFT computes logits for all B * (N + L) positions).
   const torch::Tensor selected = hidden.reshape({-1, hidden.size(-1)}).index_select(0, batch.target_positions);
   return model.LmHead(selected).to(torch::kFloat32);
+}
+
+// log_softmax of logits [K, V] (float32) at each target token.
+torch::Tensor LogProbsOfTargets(const torch::Tensor& logits, const PromptBatch& batch) {
+  return torch::log_softmax(logits, /*dim=*/-1).gather(1, batch.target_ids.unsqueeze(1)).squeeze(1);
 }
 
 }  // namespace
@@ -234,7 +240,7 @@ torch::Tensor ComposeInputsEmbeds(const CausalLM& model, const torch::Tensor& pr
   const int64_t hidden = tokens.size(2);
   // .to() keeps the autograd edge to the float32 prompt (PEFT: prompts.to(inputs_embeds.dtype)).
   const torch::Tensor rows = prompt.to(tokens.device(), tokens.scalar_type()).unsqueeze(0).expand({batch_size, n, hidden});
-  return PlacePromptRows(tokens, rows, batch, batch.prompt_start);
+  return PlacePromptRows(tokens, rows, batch);
 }
 
 torch::Tensor ComposeInputsEmbeds(const CausalLM& model, const std::vector<torch::Tensor>& prompts,
@@ -267,10 +273,7 @@ torch::Tensor ComposeInputsEmbeds(const CausalLM& model, const std::vector<torch
   }
   if (n == 0) return tokens;
   const torch::Tensor rows = torch::stack(slots).index_select(0, batch.prompt_index);  // [B, N, H]
-  // The N-slot block begins `unused` slots before the prompt's first token.
-  const torch::Tensor lengths = torch::tensor(batch.prompt_lengths, torch::kInt64).to(batch.prompt_index.device());
-  const torch::Tensor block_start = batch.prompt_start - n + lengths.index_select(0, batch.prompt_index);
-  return PlacePromptRows(tokens, rows, batch, block_start);
+  return PlacePromptRows(tokens, rows, batch);
 }
 
 torch::Tensor TargetLogits(const CausalLM& model, const torch::Tensor& prompt, const PromptBatch& batch) {
@@ -282,10 +285,13 @@ torch::Tensor TargetLogits(const CausalLM& model, const std::vector<torch::Tenso
   return LogitsAtTargets(model, ComposeInputsEmbeds(model, prompts, batch), batch);
 }
 
+torch::Tensor TargetLogProbs(const CausalLM& model, const torch::Tensor& prompt, const PromptBatch& batch) {
+  return LogProbsOfTargets(TargetLogits(model, prompt, batch), batch);
+}
+
 torch::Tensor TargetLogProbs(const CausalLM& model, const std::vector<torch::Tensor>& prompts,
                              const PromptBatch& batch) {
-  const torch::Tensor logits = TargetLogits(model, prompts, batch);  // [K, V] float32
-  return torch::log_softmax(logits, /*dim=*/-1).gather(1, batch.target_ids.unsqueeze(1)).squeeze(1);
+  return LogProbsOfTargets(TargetLogits(model, prompts, batch), batch);
 }
 
 }  // namespace promptsweep

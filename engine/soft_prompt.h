@@ -113,9 +113,10 @@ torch::Tensor TargetLogits(const CausalLM& model, const torch::Tensor& prompt, c
 torch::Tensor TargetLogits(const CausalLM& model, const std::vector<torch::Tensor>& prompts,
                            const PromptBatch& batch);
 
-// Per-row prompts: log p(target) [K] float32 of each target token, the
-// per-row-prompt counterpart of trainer.h's TargetLogProbs. Group by
+// Log-probabilities [K] float32 of the batch's target tokens; the graph to
+// the prompt(s) is kept when grad mode is on. Per-row prompts: group by
 // batch.target_prompts for per-prompt losses or scores.
+torch::Tensor TargetLogProbs(const CausalLM& model, const torch::Tensor& prompt, const PromptBatch& batch);
 torch::Tensor TargetLogProbs(const CausalLM& model, const std::vector<torch::Tensor>& prompts,
                              const PromptBatch& batch);
 

@@ -130,10 +130,6 @@ std::vector<EvalResult> EvaluatePrompts(const CausalLM& model, const Tokenizer& 
                                         const std::vector<torch::Tensor>& prompts, const TaskData& data,
                                         const EvalOptions& options, Collective& collective);
 
-// Log-probabilities [K] of the batch's target tokens under `prompt`; the
-// graph to the prompt is kept when grad mode is on.
-torch::Tensor TargetLogProbs(const CausalLM& model, const torch::Tensor& prompt, const PromptBatch& batch);
-
 enum class TrainStatus { kSucceeded, kDiverged, kFailed, kCancelled };
 std::string_view TrainStatusName(TrainStatus status);  // "succeeded", ...
 

@@ -182,15 +182,12 @@ JobOutcome TrainJobExecutor::RunJob(const JobSpec& job, const JobContext& contex
   }
   if (options_.pack <= 1 || options_.collective != nullptr) return OutcomeOf(train.Run(hooks), context, dir);
   hooks.pack = AcquirePack(model->model);
-  TrainJobResult result;
-  try {
-    result = train.Run(hooks);
-  } catch (...) {
-    ReleasePack(model->model.get());
-    throw;
-  }
-  ReleasePack(model->model.get());
-  return OutcomeOf(std::move(result), context, dir);
+  struct Release {  // however the run ends
+    TrainJobExecutor* executor;
+    const CausalLM* model;
+    ~Release() { executor->ReleasePack(model); }
+  } release{this, model->model.get()};
+  return OutcomeOf(train.Run(hooks), context, dir);
 }
 
 PackRunner* TrainJobExecutor::AcquirePack(const std::shared_ptr<const CausalLM>& model) {
