@@ -6,6 +6,7 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -13,9 +14,11 @@
 
 #include "cli/commands.h"
 #include "engine/job_settings.h"
+#include "common/early_termination.h"
 #include "common/error.h"
 #include "common/format.h"
 #include "common/file_util.h"
+#include "common/job.h"
 #include "coordinator/sweep_spec.h"
 
 namespace promptsweep::cli {
@@ -43,6 +46,64 @@ void PrintTable(const Sweep& sweep) {
   std::cout << FormatTable(rows);
 }
 
+// "50, 150, 450"; a long list keeps its first three and its last.
+std::string ListText(const std::vector<int64_t>& values) {
+  std::string text;
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (values.size() > 6 && i >= 3 && i + 1 < values.size()) {
+      if (i == 3) text += ", …";
+      continue;
+    }
+    text += StrCat(i == 0 ? "" : ", ", values[i]);
+  }
+  return text;
+}
+
+// The early_terminate line(s): the policy, then its rungs in evaluations and
+// steps for each distinct (eval_every, max_steps) of the jobs, per bracket
+// (asha). One line when there is one of each:
+//   early termination: hyperband (eta 3, strict): rungs at evaluations 1, 3 = steps 50, 150 (of 450; eval_every 50)
+std::string EarlyTerminationText(const Sweep& sweep) {
+  const EarlyTermination& config = sweep.early_terminate;
+  // DescribeEarlyTermination's policy part; the rungs shown are the jobs' own
+  // (its list has no evaluation limit).
+  const std::string described = DescribeEarlyTermination(config);
+  const std::string policy = described.substr(0, described.find("): ") + 1);
+  std::vector<std::pair<int64_t, int64_t>> shapes;  // (eval_every, max_steps), in job order
+  for (const SweepJob& job : sweep.jobs) {
+    const SettingList& settings = job.settings.values;
+    const std::pair<int64_t, int64_t> shape = {ParseInteger(SettingValue(settings, "eval_every")).value_or(0),
+                                               ParseInteger(SettingValue(settings, "max_steps")).value_or(0)};
+    if (shape.first > 0 && std::find(shapes.begin(), shapes.end(), shape) == shapes.end()) shapes.push_back(shape);
+  }
+  const int64_t brackets = config.type == EarlyTerminationType::kAsha ? config.brackets : 1;
+  std::vector<std::string> lines;
+  for (const auto& [eval_every, max_steps] : shapes) {
+    const int64_t evaluations = max_steps / eval_every;
+    for (int64_t bracket = 0; bracket < brackets; ++bracket) {
+      const std::vector<int64_t> rungs = RungIterations(config, evaluations, bracket);
+      std::vector<int64_t> steps;
+      for (const int64_t rung : rungs) steps.push_back(rung * eval_every);
+      std::string text = brackets > 1 ? StrCat("bracket ", bracket, ": ") : "";
+      const char* plural = rungs.size() == 1 ? "" : "s";
+      if (rungs.empty()) {
+        text += StrCat("no rung within ", evaluations, " evaluations, its jobs run to the end");
+      } else if (config.type == EarlyTerminationType::kMedian) {
+        text += StrCat("every evaluation", config.warmup_evals > 0 ? StrCat(" after ", config.warmup_evals) : "",
+                       " = step", plural, " ", ListText(steps));
+      } else {
+        text += StrCat("rung", plural, " at evaluation", plural, " ", ListText(rungs), " = step", plural, " ",
+                       ListText(steps));
+      }
+      lines.push_back(StrCat(text, " (of ", max_steps, "; eval_every ", eval_every, ")"));
+    }
+  }
+  if (lines.size() == 1) return StrCat("early termination: ", policy, ": ", lines[0], "\n");
+  std::string text = StrCat("early termination: ", policy, ":\n");
+  for (const std::string& line : lines) text += StrCat("  ", line, "\n");
+  return text;
+}
+
 nlohmann::ordered_json PlanJson(const Sweep& sweep) {
   nlohmann::ordered_json jobs = nlohmann::ordered_json::array();
   for (const SweepJob& job : sweep.jobs) {
@@ -57,14 +118,19 @@ nlohmann::ordered_json PlanJson(const Sweep& sweep) {
     }
     jobs.push_back({{"id", job.id}, {"seed", job.seed}, {"swept", swept}, {"settings", settings}});
   }
-  return {{"name", sweep.name},
-          {"sweep_file", sweep.path},
-          {"method", sweep.method == SweepMethod::kGrid ? "grid" : "random"},
-          {"metric", {{"name", sweep.metric.name},
-                      {"goal", sweep.metric.goal == MetricGoal::kMaximize ? "maximize" : "minimize"}}},
-          {"summary", SweepSummary(sweep)},
-          {"warnings", sweep.warnings},
-          {"jobs", jobs}};
+  nlohmann::ordered_json plan = {
+      {"name", sweep.name},
+      {"sweep_file", sweep.path},
+      {"method", sweep.method == SweepMethod::kGrid ? "grid" : "random"},
+      {"metric", {{"name", sweep.metric.name},
+                  {"goal", sweep.metric.goal == MetricGoal::kMaximize ? "maximize" : "minimize"}}}};
+  if (sweep.early_terminate.enabled()) {
+    plan["early_terminate"] = nlohmann::ordered_json::parse(EarlyTerminationToJson(sweep.early_terminate));
+  }
+  plan["summary"] = SweepSummary(sweep);
+  plan["warnings"] = sweep.warnings;
+  plan["jobs"] = jobs;
+  return plan;
 }
 
 void WriteJobs(const Sweep& sweep, const std::string& dir) {
@@ -89,6 +155,7 @@ void Run(const PlanArgs& args) {
   } else {
     PrintTable(sweep);
     std::cout << "\n" << SweepSummary(sweep) << "\n";
+    if (sweep.early_terminate.enabled()) std::cout << EarlyTerminationText(sweep);
     for (const std::string& warning : sweep.warnings) std::cout << "warning: " << warning << "\n";
     if (!args.write_jobs.empty()) {
       std::cout << "wrote " << sweep.jobs.size() << " job files: " << args.write_jobs
@@ -110,7 +177,9 @@ void AddPlanCommand(CLI::App& app) {
       "and the total. The sweep file has name, method (grid | random), metric {name, goal}, run_cap, seeds, "
       "sample_seed, model {path, tokenizer, device, dtype}, task {file, task, template, verbalizer, max_length, "
       "train, dev, test}, train {trainer settings} and parameters {setting: {values: [...]} | {value: V} | "
-      "{min, max, distribution, q}}; values may be mappings of several settings with a label. Relative paths "
+      "{min, max, distribution, q}}; values may be mappings of several settings with a label; early_terminate "
+      "{type: hyperband | asha | median, ...} stops weak jobs at dev evaluations (the plan shows its rungs in "
+      "steps). Relative paths "
       "resolve against the file that names them. Job ids are a hash of every setting: the same sweep gives the "
       "same ids. Full reference: README.md, section \"Sweep YAML reference\".");
   cmd->add_option("sweep", args->sweep_path, "sweep YAML file")->required()->type_name("SWEEP.yaml");

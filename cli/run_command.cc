@@ -178,7 +178,7 @@ void Run(const RunArgs& args) {
   SweepStatus status = scheduler.Status(sweep.name);
   std::cerr << "sweep " << sweep.name << ": " << SweepSummary(sweep) << "\n  " << submitted.added << " new, "
             << submitted.existing << " from an earlier run ("
-            << status.succeeded + status.failed + status.diverged + status.cancelled << " finished); output in "
+            << status.finished() << " finished); output in "
             << output.string() << std::endl;
   for (const std::string& warning : sweep.warnings) std::cerr << "promptsweep: warning: " << warning << "\n";
 
@@ -220,7 +220,7 @@ void Run(const RunArgs& args) {
         if (tty) {
           std::cerr << "\r\033[K" << line << std::flush;
         } else if (const std::string counts =
-                       StrCat(status.succeeded + status.failed + status.diverged + status.cancelled, "/",
+                       StrCat(status.finished(), "/",
                               status.running + status.leased);
                    (counts != last_counts && Clock::now() - last_print >= std::chrono::seconds(2)) ||
                    Clock::now() - last_print >= std::chrono::seconds(60)) {
@@ -264,7 +264,7 @@ void Run(const RunArgs& args) {
     std::cerr << "promptsweep: interrupted; run the same command again to resume (finished jobs are kept)\n";
     throw CLI::RuntimeError(130);
   }
-  if (status.failed + status.diverged + status.cancelled > 0) throw CLI::RuntimeError(2);
+  if (status.unsuccessful() > 0) throw CLI::RuntimeError(2);
 }
 
 }  // namespace
@@ -277,7 +277,7 @@ void AddRunCommand(CLI::App& app) {
       "worker processes that keep the model loaded between jobs. State, adapters/, results.csv, metrics.csv and "
       "worker logs go to --output; running the same command again resumes (finished jobs are never rerun). "
       "Ctrl-C stops the workers, which hand their running jobs back with a checkpoint. Exit code 0 when every job "
-      "succeeded, 2 when some failed, diverged or were cancelled, 130 when interrupted.");
+      "succeeded or were stopped early, 2 when some failed, diverged or were cancelled, 130 when interrupted.");
   cmd->add_option("sweep", args->sweep_path, "sweep YAML file")->required()->type_name("SWEEP.yaml");
   cmd->add_option("-n,--workers", args->workers, "worker processes (default 2)");
   cmd->add_option("-o,--output", args->output, "output and state directory (default runs/<sweep name>)")

@@ -50,8 +50,9 @@ void Run(TrainArgs& args) {
   const TrainResult& result = run.result;
   const std::string& output = args.job.output;
   switch (result.status) {
-    case TrainStatus::kSucceeded: {
-      std::string summary = StrCat("succeeded: ", result.steps, " steps", result.early_stopped ? " (early stop)" : "");
+    case TrainStatus::kSucceeded:
+    case TrainStatus::kStopped: {  // `train` has no terminate hook; a stop is a success with fewer steps
+      std::string summary = StrCat(TrainStatusName(result.status), ": ", result.steps, " steps", result.early_stopped ? " (early stop)" : "");
       if (result.best_dev) {
         summary += StrCat(", best dev ", EvalMetricName(result.metric), " ", result.best_dev->Metric(result.metric),
                           " at step ", result.best_step);

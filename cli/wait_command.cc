@@ -25,7 +25,7 @@ struct WaitArgs {
   double interval = 5.0;
 };
 
-// Exit code 0 when every job succeeded, 2 when the sweep finished with
+// Exit code 0 when every job succeeded (or was stopped early), 2 when the sweep finished with
 // failed, diverged or cancelled jobs, 124 on --timeout.
 void RunWait(WaitArgs& args) {
   CoordinatorClient client(args.coordinator.Options());
@@ -37,7 +37,7 @@ void RunWait(WaitArgs& args) {
     const std::string line = ProgressLine(status);
     if (status.done) {
       std::cout << line << "\nresults: " << status.output_dir << "/results.csv\n";
-      if (status.failed + status.diverged + status.cancelled > 0) throw CLI::RuntimeError(2);
+      if (status.unsuccessful() > 0) throw CLI::RuntimeError(2);
       return;
     }
     if (line != last) std::cerr << line << std::endl;
@@ -57,7 +57,7 @@ void AddWaitCommand(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "wait",
       "Wait until every job of a sweep has finished, printing progress on stderr. Exit code 0 when all "
-      "succeeded, 2 when some failed, diverged or were cancelled, 124 after --timeout.");
+      "succeeded or were stopped early, 2 when some failed, diverged or were cancelled, 124 after --timeout.");
   args->coordinator.Add(cmd);
   cmd->add_option("sweep", args->sweep, "sweep name")->required()->type_name("SWEEP");
   cmd->add_option("--timeout", args->timeout, "give up after this many seconds (default: never)");

@@ -202,6 +202,9 @@ HeartbeatReply CoordinatorClient::Heartbeat(const std::string& worker_id, const 
   HeartbeatReply result;
   result.unknown_worker = reply.unknown_worker();
   for (const v1::LeaseRef& lease : reply.revoked()) result.revoked.push_back(FromProto(lease));
+  for (const v1::StopOrder& order : reply.stop()) {
+    result.stop.push_back(StopOrder{FromProto(order.lease()), order.reason()});
+  }
   return result;
 }
 

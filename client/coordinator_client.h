@@ -43,6 +43,7 @@ struct LeaseReply {
 struct HeartbeatReply {
   std::vector<LeaseRef> revoked;
   bool unknown_worker = false;
+  std::vector<StopOrder> stop;  // early termination of leases the worker still owns
 };
 
 // Thread-safe (gRPC stubs are). Every method throws Error with the

@@ -33,6 +33,8 @@ void ToProto(const JobSpec& job, v1::Job* out) {
   ToProto(job.settings, out->mutable_settings());
   ToProto(job.verbalizer, out->mutable_verbalizer());
   out->set_checkpoint(job.checkpoint);
+  out->set_stop_at_step(job.stop_at_step);
+  out->set_stop_reason(job.stop_reason);
 }
 
 JobSpec FromProto(const v1::Job& job) {
@@ -44,6 +46,8 @@ JobSpec FromProto(const v1::Job& job) {
   spec.settings = FromProto(job.settings());
   spec.verbalizer = FromProto(job.verbalizer());
   spec.checkpoint = job.checkpoint();
+  spec.stop_at_step = job.stop_at_step();
+  spec.stop_reason = job.stop_reason();
   return spec;
 }
 
@@ -140,6 +144,37 @@ JobOutcome FromProto(const v1::ReportResultRequest& request) {
   return outcome;
 }
 
+void ToProto(const EarlyTermination& config, v1::EarlyTerminate* out) {
+  out->set_type(std::string(EarlyTerminationTypeName(config.type)));
+  out->set_min_iter(config.min_iter);
+  out->set_max_iter(config.max_iter);
+  out->set_s(config.s);
+  out->set_eta(config.eta);
+  out->set_strict(config.strict);
+  out->set_grace_period(config.grace_period);
+  out->set_max_t(config.max_t);
+  out->set_brackets(config.brackets);
+  out->set_warmup_evals(config.warmup_evals);
+  out->set_min_jobs(config.min_jobs);
+}
+
+EarlyTermination FromProto(const v1::EarlyTerminate& message) {
+  EarlyTermination config;
+  config.type = ParseEarlyTerminationType(message.type());
+  if (!config.enabled()) return config;
+  config.min_iter = message.min_iter();
+  config.max_iter = message.max_iter();
+  config.s = message.s();
+  config.eta = message.eta();
+  config.strict = message.strict();
+  config.grace_period = message.grace_period();
+  config.max_t = message.max_t();
+  config.brackets = message.brackets();
+  config.warmup_evals = message.warmup_evals();
+  config.min_jobs = message.min_jobs();
+  return config;
+}
+
 void ToProto(const SweepSubmission& sweep, v1::SubmitSweepRequest* out) {
   out->set_name(sweep.name);
   out->set_sweep_file(sweep.sweep_file);
@@ -149,6 +184,7 @@ void ToProto(const SweepSubmission& sweep, v1::SubmitSweepRequest* out) {
   out->set_output_dir(sweep.output_dir);
   for (const std::string& p : sweep.parameters) out->add_parameters(p);
   out->set_max_attempts(sweep.max_attempts);
+  if (sweep.early_terminate.enabled()) ToProto(sweep.early_terminate, out->mutable_early_terminate());
   for (const SweepSubmission::Job& job : sweep.jobs) {
     v1::SubmitJob* j = out->add_jobs();
     j->set_id(job.id);
@@ -170,6 +206,7 @@ SweepSubmission FromProto(const v1::SubmitSweepRequest& request) {
   sweep.output_dir = request.output_dir();
   sweep.parameters.assign(request.parameters().begin(), request.parameters().end());
   sweep.max_attempts = request.max_attempts();
+  if (request.has_early_terminate()) sweep.early_terminate = FromProto(request.early_terminate());
   sweep.jobs.reserve(static_cast<std::size_t>(request.jobs_size()));
   for (const v1::SubmitJob& j : request.jobs()) {
     SweepSubmission::Job job;
@@ -198,6 +235,9 @@ void ToProto(const SweepStatus& status, bool with_jobs, v1::SweepStatusReply* ou
   out->set_failed(status.failed);
   out->set_diverged(status.diverged);
   out->set_cancelled(status.cancelled);
+  out->set_stopped(status.stopped);
+  out->set_steps_planned(status.steps_planned);
+  out->set_steps_saved(status.steps_saved);
   out->set_done(status.done);
   if (status.best_dev) out->set_best_dev(*status.best_dev);
   out->set_best_job(status.best_job);
@@ -239,6 +279,9 @@ SweepStatus FromProto(const v1::SweepStatusReply& reply) {
   status.failed = reply.failed();
   status.diverged = reply.diverged();
   status.cancelled = reply.cancelled();
+  status.stopped = reply.stopped();
+  status.steps_planned = reply.steps_planned();
+  status.steps_saved = reply.steps_saved();
   status.done = reply.done();
   if (reply.has_best_dev()) status.best_dev = reply.best_dev();
   status.best_job = reply.best_job();

@@ -29,6 +29,10 @@ JobProgress FromProto(const v1::ProgressUpdate& update);
 void ToProto(const JobOutcome& outcome, v1::ReportResultRequest* out);
 JobOutcome FromProto(const v1::ReportResultRequest& request);
 
+void ToProto(const EarlyTermination& config, v1::EarlyTerminate* out);
+// Error for an unknown type.
+EarlyTermination FromProto(const v1::EarlyTerminate& message);
+
 void ToProto(const SweepSubmission& sweep, v1::SubmitSweepRequest* out);
 SweepSubmission FromProto(const v1::SubmitSweepRequest& request);
 

@@ -1,5 +1,6 @@
 #include "client/status_text.h"
 
+#include <cmath>
 #include <cstdio>
 #include <optional>
 #include <vector>
@@ -20,11 +21,20 @@ std::string Number(std::optional<double> value, int precision = 4) {
 }  // namespace
 
 std::string ProgressLine(const SweepStatus& s) {
-  const int64_t finished = s.succeeded + s.failed + s.diverged + s.cancelled;
+  const int64_t finished = s.finished();
   constexpr int kWidth = 24;
   const int filled = s.total > 0 ? static_cast<int>(kWidth * finished / s.total) : 0;
   std::string line = "[" + std::string(filled, '#') + std::string(kWidth - filled, '.') + "] ";
   line += StrCat(finished, "/", s.total, " done (", s.succeeded, " ok");
+  if (s.stopped > 0) {
+    line += StrCat(", ", s.stopped, " stopped early");
+    if (s.steps_planned > 0) {
+      line += StrCat(" saving ", s.steps_saved, " steps = ",
+                     static_cast<int64_t>(std::lround(100.0 * static_cast<double>(s.steps_saved) /
+                                                      static_cast<double>(s.steps_planned))),
+                     "%");
+    }
+  }
   if (s.failed > 0) line += StrCat(", ", s.failed, " failed");
   if (s.diverged > 0) line += StrCat(", ", s.diverged, " diverged");
   if (s.cancelled > 0) line += StrCat(", ", s.cancelled, " cancelled");

@@ -13,6 +13,7 @@ SweepSubmission MakeSubmission(const Sweep& sweep, const std::string& output_dir
   submission.yaml = ReadFile(sweep.path, "the sweep file");
   submission.metric_name = sweep.metric.name;
   submission.maximize = sweep.metric.goal == MetricGoal::kMaximize;
+  submission.early_terminate = sweep.early_terminate;
   submission.output_dir = output_dir;
   for (const SweepParameter& parameter : sweep.parameters) submission.parameters.push_back(parameter.name);
   submission.jobs.reserve(sweep.jobs.size());

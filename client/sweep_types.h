@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "common/early_termination.h"
 #include "common/job.h"
 
 namespace promptsweep {
@@ -26,6 +27,7 @@ struct SweepSubmission {
   std::string output_dir;
   std::vector<std::string> parameters;  // swept parameter names, in order (results.csv columns)
   int64_t max_attempts = 0;             // 0: SchedulerOptions::max_attempts
+  EarlyTermination early_terminate;     // the coordinator's stop decisions (none: every job runs to the end)
   struct Job {
     std::string id;
     uint64_t seed = 0;
@@ -60,6 +62,12 @@ struct LeaseRef {
   int64_t attempt = 0;
 };
 
+// The coordinator's early termination of a running job (heartbeat replies).
+struct StopOrder {
+  LeaseRef lease;
+  std::string reason;  // "rung 2 (150 steps): dev accuracy 0.61 not in top 1/3 of 9 (cutoff 0.68)"
+};
+
 struct ReportAck {
   bool accepted = false;
   std::string reason;  // why not
@@ -91,13 +99,21 @@ struct SweepStatus {
   std::vector<std::string> parameters;
   int64_t total = 0;
   int64_t pending = 0, leased = 0, running = 0, succeeded = 0, failed = 0, diverged = 0, cancelled = 0;
+  int64_t stopped = 0;               // ended early by early termination
+  // Compute: the optimizer steps every job plans (max_steps) and those the
+  // stopped jobs did not run.
+  int64_t steps_planned = 0, steps_saved = 0;
   bool done = false;                 // every job finished
-  std::optional<double> best_dev;    // best best_dev among succeeded jobs
+  std::optional<double> best_dev;    // best best_dev among succeeded and stopped jobs
   std::string best_job;
   double elapsed_seconds = 0.0;      // since the first lease (this coordinator run)
   double eta_seconds = 0.0;          // from finished-job wall times and live workers; 0 when unknown
   int64_t live_workers = 0;
   std::vector<JobStatusRow> jobs;    // submission order
+
+  int64_t finished() const { return succeeded + stopped + failed + diverged + cancelled; }
+  // Jobs that ended without a usable result: `wait` and `run` exit with 2.
+  int64_t unsuccessful() const { return failed + diverged + cancelled; }
 };
 
 }  // namespace promptsweep

@@ -7,7 +7,7 @@
 namespace promptsweep {
 namespace {
 
-constexpr std::array<std::pair<JobState, std::string_view>, 7> kStateNames = {{
+constexpr std::array<std::pair<JobState, std::string_view>, 8> kStateNames = {{
     {JobState::kPending, "pending"},
     {JobState::kLeased, "leased"},
     {JobState::kRunning, "running"},
@@ -15,6 +15,7 @@ constexpr std::array<std::pair<JobState, std::string_view>, 7> kStateNames = {{
     {JobState::kFailed, "failed"},
     {JobState::kDiverged, "diverged"},
     {JobState::kCancelled, "cancelled"},
+    {JobState::kStopped, "stopped"},
 }};
 
 }  // namespace
@@ -31,7 +32,7 @@ JobState ParseJobState(std::string_view name) {
     if (n == name) return state;
   }
   throw Error(StrCat("unknown job state '", name,
-                     "' (states: pending, leased, running, succeeded, failed, diverged, cancelled)"));
+                     "' (states: pending, leased, running, succeeded, stopped, failed, diverged, cancelled)"));
 }
 
 }  // namespace promptsweep

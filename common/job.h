@@ -89,17 +89,21 @@ inline constexpr std::string_view kTrainJob = "train";
 inline constexpr std::string_view kSleepJob = "sleep";
 
 // The job state machine (README "Architecture"):
-//   pending -> leased -> running -> succeeded | failed | diverged | cancelled
+//   pending -> leased -> running -> succeeded | stopped | failed | diverged | cancelled
 // A lease not renewed in time, a retryable failure or a checkpoint sent on
-// preemption return the job to pending with the next attempt.
-enum class JobState { kPending, kLeased, kRunning, kSucceeded, kFailed, kDiverged, kCancelled };
+// preemption return the job to pending with the next attempt. `stopped`: the
+// coordinator's early termination ended it at a rung; its best-so-far prompt
+// is its adapter, evaluated on test like a succeeded job's (a success too).
+enum class JobState { kPending, kLeased, kRunning, kSucceeded, kFailed, kDiverged, kCancelled, kStopped };
 std::string_view JobStateName(JobState state);  // "pending", ...
 // Error for an unknown name.
 JobState ParseJobState(std::string_view name);
 inline bool IsFinished(JobState state) {
   return state == JobState::kSucceeded || state == JobState::kFailed || state == JobState::kDiverged ||
-         state == JobState::kCancelled;
+         state == JobState::kCancelled || state == JobState::kStopped;
 }
+// Finished with an adapter and test figures: succeeded, or stopped early by the coordinator.
+inline bool IsSuccess(JobState state) { return state == JobState::kSucceeded || state == JobState::kStopped; }
 
 // What a worker receives with a lease.
 struct JobSpec {
@@ -110,6 +114,10 @@ struct JobSpec {
   SettingList settings;   // absolute paths
   SettingList verbalizer; // label -> words (classification)
   std::string checkpoint; // bytes of the trainer state to resume from (empty: start fresh)
+  // Early termination decided in an earlier attempt (its holder lost the
+  // lease before it heard): train to this step, then end as stopped. 0: none.
+  int64_t stop_at_step = 0;
+  std::string stop_reason;
 };
 
 // A progress report, after optimizer steps.
@@ -134,7 +142,7 @@ struct MetricRow {
 
 // How a job run ended on a worker.
 struct JobOutcome {
-  // succeeded, failed, diverged or cancelled. A preempted job (worker
+  // succeeded, stopped, failed, diverged or cancelled. A preempted job (worker
   // stopping) is cancelled with `checkpoint` set: the job is not finished
   // and resumes from it on the next worker.
   JobState state = JobState::kFailed;
@@ -163,6 +171,10 @@ struct JobOutcome {
 struct JobContext {
   const std::atomic<bool>* stop = nullptr;
   const std::atomic<bool>* preempt = nullptr;
+  // Set when the coordinator stops the job early (early termination): the
+  // executor ends it at its next step as stopped, with its best prompt so far
+  // as the adapter and a test evaluation, as if it had finished.
+  const std::atomic<bool>* terminate = nullptr;
   std::function<void(const JobProgress&)> progress;
   // Worker overrides of job settings: device (cuda:1) and threads, when set.
   std::string device;

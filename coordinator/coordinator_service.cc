@@ -142,8 +142,14 @@ grpc::Status CoordinatorService::Heartbeat(grpc::ServerContext* context, const v
   std::vector<LeaseRef> held;
   for (const v1::LeaseRef& lease : request->leases()) held.push_back(FromProto(lease));
   return Forward("Heartbeat", [&] {
-    for (const LeaseRef& lease : scheduler_.Heartbeat(request->worker_id(), held)) {
+    std::vector<StopOrder> stop;
+    for (const LeaseRef& lease : scheduler_.Heartbeat(request->worker_id(), held, &stop)) {
       ToProto(lease, reply->add_revoked());
+    }
+    for (const StopOrder& order : stop) {
+      v1::StopOrder* out = reply->add_stop();
+      ToProto(order.lease, out->mutable_lease());
+      out->set_reason(order.reason);
     }
   });
 }

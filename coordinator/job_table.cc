@@ -11,6 +11,8 @@
 
 #include "common/error.h"
 #include "common/job.h"
+#include "common/format.h"
+#include "coordinator/early_stopper.h"
 #include "coordinator/sweep_spec.h"
 
 namespace promptsweep {
@@ -51,12 +53,18 @@ struct JobTable::SweepRecord {
   std::vector<std::unique_ptr<JobRecord>> jobs;  // submission order
   std::unordered_map<std::string, JobRecord*> by_id;
   std::optional<double> first_lease;  // this run, scheduler clock
+  // Early termination: rung iteration -> job id -> value (as stored).
+  std::map<int64_t, std::map<std::string, double>> rungs;
 };
 
 struct JobTable::JobRecord {
   SweepRecord* sweep = nullptr;
   StoredJob stored;  // stored.durable: as committed
   std::string pack_key;  // PackKey of a train job, derived from stored (not stored itself)
+  // From the settings of a train job (0 for other kinds): what rungs are in steps.
+  int64_t max_steps = 0;
+  int64_t eval_every = 0;
+  int64_t bracket = 0;  // asha's bracket (BracketOf)
   // In memory only: a restarted coordinator gives every lease a fresh deadline.
   double deadline = 0.0;
   double renewed_at = 0.0;
@@ -89,6 +97,7 @@ void JobTable::Load(const StoredState& state) {
     }
   }
   for (const StoredWorker& worker : state.workers) AddWorker(worker, -std::numeric_limits<double>::infinity());
+  for (const StoredRung& rung : state.rungs) FindSweep(rung.sweep).rungs[rung.iteration][rung.job_id] = rung.value;
 }
 
 // --- Lookups ---
@@ -158,6 +167,11 @@ void JobTable::ValidateSubmission(const SweepSubmission& submission) {
     throw Error(StrCat("sweep name '", name, "' is not valid: use letters, digits, '_', '.' and '-'"));
   }
   if (submission.metric_name.empty()) throw Error(StrCat("sweep ", name, ": no metric name"));
+  try {
+    ValidateEarlyTermination(submission.early_terminate);
+  } catch (const Error& e) {
+    throw Error(StrCat("sweep ", name, ": ", e.what()));
+  }
   if (submission.max_attempts < 0) {
     throw Error(StrCat("sweep ", name, ": max_attempts must be >= 0 (0: the default), got ", submission.max_attempts));
   }
@@ -203,6 +217,11 @@ void JobTable::CheckMerge(const SweepRecord& sweep, const SweepSubmission& submi
     throw Error(StrCat("sweep ", name, " exists with output directory ", stored.output_dir, ", not ",
                        NormalizeDir(submission.output_dir), "; leave it out or give the sweep another name"));
   }
+  if (submission.early_terminate != stored.early_terminate) {
+    throw Error(StrCat("sweep ", name, " exists with early_terminate ", DescribeEarlyTermination(stored.early_terminate),
+                       ", not ", DescribeEarlyTermination(submission.early_terminate),
+                       "; give the changed sweep another name"));
+  }
   if (submission.metric_name != stored.metric_name) {
     throw Error(StrCat("sweep ", name, " exists with metric ", stored.metric_name, ", not ", submission.metric_name,
                        "; give the changed sweep another name"));
@@ -222,6 +241,7 @@ StoredSweep JobTable::NewSweep(const SweepSubmission& submission) const {
                                       : submission.output_dir);
   sweep.parameters = submission.parameters;
   sweep.max_attempts = submission.max_attempts > 0 ? submission.max_attempts : options_.max_attempts;
+  sweep.early_terminate = submission.early_terminate;
   sweep.created = WallTime();
   auto other = sweep_by_output_.find(sweep.output_dir);
   if (other != sweep_by_output_.end()) {
@@ -338,6 +358,10 @@ JobTable::LeaseGrant JobTable::PlanLease(const std::string& worker_id, const std
   spec.kind = job->stored.kind;
   spec.settings = job->stored.settings;
   spec.verbalizer = job->stored.verbalizer;
+  if (!next.stop_reason.empty()) {  // decided in an earlier attempt whose holder never heard it
+    spec.stop_at_step = next.stop_step;
+    spec.stop_reason = next.stop_reason;
+  }
   grant.effects.renew.push_back(RefOf(spec.sweep, spec.job_id, spec.attempt));
   AddChange(grant.effects, *job, std::move(next));
   return grant;
@@ -358,13 +382,19 @@ Effects JobTable::PlanCheckpointLost(const LeaseRef& lease, const std::string& p
   return effects;
 }
 
-std::vector<LeaseRef> JobTable::Heartbeat(const std::string& worker_id, const std::vector<LeaseRef>& held) {
+std::vector<LeaseRef> JobTable::Heartbeat(const std::string& worker_id, const std::vector<LeaseRef>& held,
+                                          std::vector<StopOrder>* stop) {
   Touch(worker_id);
   std::vector<LeaseRef> lost;
   for (const LeaseRef& lease : held) {
     const JobRecord* job = nullptr;
     if (CheckHolder(worker_id, lease, &job).empty()) {
       Renew(*FindJob(lease.sweep, lease.job_id));
+      const JobDurable& d = job->durable();
+      // A later attempt got the decision with its lease (stop_at_step).
+      if (stop != nullptr && !d.stop_reason.empty() && d.stop_attempt == lease.attempt) {
+        stop->push_back(StopOrder{lease, d.stop_reason});
+      }
     } else {
       lost.push_back(lease);
     }
@@ -378,14 +408,53 @@ JobTable::Report JobTable::PlanProgress(const std::string& worker_id, const Leas
   const JobRecord* job = HolderOf(worker_id, lease, report);
   if (job == nullptr) return report;
   report.ack.accepted = true;
-  if (job->durable().state == JobState::kLeased) {
-    JobDurable next = job->durable();
-    next.state = JobState::kRunning;
+  JobDurable next = job->durable();
+  next.state = JobState::kRunning;
+  PlanRung(*job, progress, next, report.effects);
+  if (job->durable().state == JobState::kLeased || next.stop_reason != job->durable().stop_reason) {
     AddChange(report.effects, *job, std::move(next));
   }
   report.effects.renew.push_back(lease);
   report.effects.progress.emplace(lease, progress);  // memory only: status shows it, a restart forgets it
   return report;
+}
+
+void JobTable::PlanRung(const JobRecord& job, const JobProgress& progress, JobDurable& next,
+                        Effects& effects) const {
+  const SweepRecord& sweep = *job.sweep;
+  const EarlyTermination& config = sweep.stored.early_terminate;
+  if (!config.enabled() || !progress.dev_metric || job.eval_every <= 0 || progress.step <= 0 ||
+      progress.step % job.eval_every != 0) {
+    return;
+  }
+  RungReport report;
+  report.iteration = progress.step / job.eval_every;
+  report.step = progress.step;
+  report.evaluations = job.max_steps / job.eval_every;
+  report.value = RungValue(config, *progress.dev_metric, progress.best_metric.value_or(*progress.dev_metric));
+  if (!std::isfinite(report.value)) return;  // a diverging job ends itself; NaN never enters a cutoff
+  // A rerun attempt (its lease was lost) meets its rungs again: the first
+  // report's value and decision stand.
+  const auto at_rung = sweep.rungs.find(report.iteration);
+  if (at_rung != sweep.rungs.end() && at_rung->second.count(job.id()) != 0) return;
+  std::vector<double> others;
+  if (at_rung != sweep.rungs.end()) {
+    for (const auto& [id, value] : at_rung->second) {
+      const auto other = sweep.by_id.find(id);
+      if (other != sweep.by_id.end() && other->second->bracket == job.bracket) others.push_back(value);
+    }
+  }
+  const RungDecision decision =
+      DecideAtRung(config, sweep.stored.metric_name, sweep.stored.maximize, report, others, job.bracket);
+  if (decision.rung) {
+    effects.writes.rungs.push_back(
+        StoredRung{sweep.stored.name, job.id(), report.iteration, report.step, report.value});
+  }
+  if (decision.stop && next.stop_reason.empty()) {
+    next.stop_reason = decision.reason;
+    next.stop_step = report.step;
+    next.stop_attempt = next.attempt;
+  }
 }
 
 // --- Reports ---
@@ -422,8 +491,12 @@ JobDurable JobTable::FinishedWith(const JobRecord& job, const JobOutcome& outcom
     }
   } else {
     MarkFinished(next, outcome.state, finish_seq);
+    // The coordinator's reason, committed with its decision, is the record.
+    if (outcome.state == JobState::kStopped && !next.stop_reason.empty()) {
+      next.message = StrCat(next.stop_reason, "; stopped at step ", outcome.steps);
+    }
   }
-  if (next.state == JobState::kSucceeded && !outcome.files.empty()) next.adapter = "adapters/" + job.id();
+  if (IsSuccess(next.state) && !outcome.files.empty()) next.adapter = "adapters/" + job.id();
   return next;
 }
 
@@ -433,7 +506,8 @@ JobTable::Report JobTable::PlanResult(const std::string& worker_id, const LeaseR
   const JobRecord* job = HolderOf(worker_id, lease, report);
   if (job == nullptr) return report;
   if (!IsFinished(outcome.state)) {
-    report.ack.reason = StrCat("job ", job->id(), ": a result must be succeeded, failed, diverged or cancelled, not ",
+    report.ack.reason = StrCat("job ", job->id(),
+                               ": a result must be succeeded, stopped, failed, diverged or cancelled, not ",
                                JobStateName(outcome.state));
     return report;
   }
@@ -597,6 +671,7 @@ ResultRow JobTable::MakeResultRow(const JobRecord& job, const JobDurable& d) {
     row.test = d.test;
     row.train_loss = d.train_loss;
     row.steps = d.steps;
+    if (d.state == JobState::kStopped) row.stopped_at_step = d.steps;
     row.tokens_per_second = d.tokens_per_second;
     row.wall_seconds = d.wall_seconds;
   }
@@ -614,6 +689,9 @@ bool JobTable::Apply(const Effects& effects) {
     now_pending |= UpdateJob(JobOf({update.sweep, update.job_id, 0}), update.durable);
   }
   for (const StoredWorker& worker : effects.writes.workers) AddWorker(worker, Now());
+  for (const StoredRung& rung : effects.writes.rungs) {
+    FindSweep(rung.sweep).rungs[rung.iteration].emplace(rung.job_id, rung.value);
+  }
   for (const LeaseRef& lease : effects.renew) Renew(JobOf(lease));
   if (effects.progress) JobOf(effects.progress->first).progress = effects.progress->second;
   return now_pending;
@@ -635,7 +713,12 @@ bool JobTable::AddJob(const StoredJob& stored) {
   auto job = std::make_unique<JobRecord>();
   job->sweep = &sweep;
   job->stored = stored;
-  if (stored.kind == kTrainJob) job->pack_key = PackKey(stored.settings, stored.verbalizer);
+  if (stored.kind == kTrainJob) {
+    job->pack_key = PackKey(stored.settings, stored.verbalizer);
+    job->max_steps = ParseInteger(SettingValue(stored.settings, "max_steps")).value_or(0);
+    job->eval_every = ParseInteger(SettingValue(stored.settings, "eval_every")).value_or(0);
+    job->bracket = BracketOf(sweep.stored.early_terminate, stored.id);
+  }
   JobRecord* record = job.get();
   sweep.by_id[stored.id] = record;
   sweep.jobs.push_back(std::move(job));
@@ -745,6 +828,7 @@ void JobTable::Count(SweepStatus& status, JobState state) {
     case JobState::kFailed: ++status.failed; break;
     case JobState::kDiverged: ++status.diverged; break;
     case JobState::kCancelled: ++status.cancelled; break;
+    case JobState::kStopped: ++status.stopped; break;
   }
 }
 
@@ -768,6 +852,7 @@ JobStatusRow JobTable::StatusRow(const JobRecord& job) {
     row.eta_seconds = p.eta_seconds;
     row.best_dev = p.best_metric;
   } else if (IsFinished(d.state) && d.has_outcome) {
+    row.max_steps = job.max_steps;
     row.step = d.steps;
     row.train_loss = d.train_loss;
     row.best_dev = d.best_dev;
@@ -816,7 +901,11 @@ SweepStatus JobTable::Status(const std::string& sweep_name, bool with_jobs) cons
         ++tally.active_unknown;
       }
     }
-    if (d.state == JobState::kSucceeded && d.best_dev) {
+    status.steps_planned += job->max_steps;
+    if (d.state == JobState::kStopped && d.has_outcome) {
+      status.steps_saved += std::max<int64_t>(0, job->max_steps - d.steps);
+    }
+    if (IsSuccess(d.state) && d.best_dev) {
       const bool better = !status.best_dev ||
                           (stored.maximize ? *d.best_dev > *status.best_dev : *d.best_dev < *status.best_dev);
       if (better) {

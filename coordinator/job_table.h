@@ -5,10 +5,15 @@
 // Apply(), so a failed commit leaves the table as it was. Nothing here reads
 // or writes a file or a database.
 //
-//   pending -> leased -> running -> succeeded | failed | diverged | cancelled
+//   pending -> leased -> running -> succeeded | stopped | failed | diverged | cancelled
 //   A lease not renewed in time or a retryable failure: pending, attempt + 1
 //   (failed for good after max_attempts). A checkpoint on preemption:
 //   pending, not counted as a failure; the next lease carries it.
+//   Early termination (sweeps with early_terminate): a progress report with a
+//   dev evaluation at a rung records the job's value and, when the rule says
+//   so (early_stopper.h), the decision to stop it; both are committed with
+//   the report. The holder hears it from its next heartbeat (StopOrder) and
+//   reports the job `stopped`; a later attempt gets it with its lease.
 //
 // Thread safety: none; the scheduler's mutex serialises every call.
 #pragma once
@@ -125,7 +130,10 @@ class JobTable {
 
   // Memory only.
   void Touch(const std::string& worker_id);
-  std::vector<LeaseRef> Heartbeat(const std::string& worker_id, const std::vector<LeaseRef>& held);
+  // The leases of `held` the worker no longer owns; `stop` (when given)
+  // receives the early-termination orders for the ones it does.
+  std::vector<LeaseRef> Heartbeat(const std::string& worker_id, const std::vector<LeaseRef>& held,
+                                  std::vector<StopOrder>* stop = nullptr);
 
   bool KnownWorker(const std::string& worker_id) const;
   bool HasPending() const { return !pending_.empty(); }
@@ -164,6 +172,10 @@ class JobTable {
   // The oldest job in `index` under one of `keys` (empty keys never match).
   static const JobRecord* OldestOf(const PendingIndex& index, const std::vector<std::string>& keys);
   void Renew(JobRecord& job);
+
+  // Early termination: the rung value and decision of a dev evaluation in
+  // `progress`, added to `next` and `effects`.
+  void PlanRung(const JobRecord& job, const JobProgress& progress, JobDurable& next, Effects& effects) const;
 
   // Plan steps.
   void CheckMerge(const SweepRecord& sweep, const SweepSubmission& submission) const;

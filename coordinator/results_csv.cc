@@ -76,7 +76,7 @@ std::string ResultsCsv::ResultsHeader() const {
   for (const std::string& parameter : parameters_) line += "," + CsvField(parameter);
   const std::string metric = CsvField(metric_name_);
   line += ",seed,status,attempts,final_dev_" + metric + ",best_dev_" + metric + ",best_step,test_" + metric +
-          ",train_loss,steps,tokens_per_second,wall_seconds,worker,adapter,message\n";
+          ",train_loss,steps,stopped_at_step,tokens_per_second,wall_seconds,worker,adapter,message\n";
   return line;
 }
 
@@ -94,6 +94,7 @@ std::string ResultsCsv::ResultsLine(const ResultRow& row) const {
   line += "," + OptionalField(row.test);
   line += "," + OptionalField(row.train_loss);
   line += "," + OptionalField(row.steps);
+  line += "," + OptionalField(row.stopped_at_step);
   line += "," + OptionalField(row.tokens_per_second);
   line += "," + OptionalField(row.wall_seconds);
   line += "," + CsvField(row.worker);

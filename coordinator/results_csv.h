@@ -3,7 +3,8 @@
 //
 //   results.csv: job_id,<each swept parameter>,seed,status,attempts,
 //                final_dev_<metric>,best_dev_<metric>,best_step,test_<metric>,
-//                train_loss,steps,tokens_per_second,wall_seconds,worker,adapter,message
+//                train_loss,steps,stopped_at_step,tokens_per_second,wall_seconds,worker,
+//                adapter,message
 //   metrics.csv: job_id,step,split,metric,value
 //
 // RFC 4180: a field holding a comma, quote, CR or LF is quoted, quotes
@@ -35,11 +36,12 @@ struct ResultRow {
   std::string job_id;
   std::vector<std::string> swept;  // one value per swept parameter, in the sweep's order
   uint64_t seed = 0;
-  std::string status;  // succeeded, failed, diverged, cancelled
+  std::string status;  // succeeded, stopped, failed, diverged, cancelled
   int64_t attempts = 0;
   // Empty when the job ended without a report (cancelled, lease expired).
   std::optional<double> final_dev, best_dev, test;
   std::optional<int64_t> best_step, steps;
+  std::optional<int64_t> stopped_at_step;  // stopped jobs (early termination): the step they ended at
   std::optional<double> train_loss, tokens_per_second, wall_seconds;
   std::string worker;
   std::string adapter;  // "adapters/<job id>" (relative to the output dir), or empty

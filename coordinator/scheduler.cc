@@ -71,7 +71,8 @@ class Scheduler::Impl {
   std::optional<JobSpec> Lease(const std::string& worker_id, const std::vector<std::string>& loaded_models,
                                const std::vector<std::string>& running_packs);
   void WaitForWork(std::chrono::steady_clock::time_point deadline);
-  std::vector<LeaseRef> Heartbeat(const std::string& worker_id, const std::vector<LeaseRef>& held);
+  std::vector<LeaseRef> Heartbeat(const std::string& worker_id, const std::vector<LeaseRef>& held,
+                                  std::vector<StopOrder>* stop);
   ReportAck Progress(const std::string& worker_id, const LeaseRef& lease, const JobProgress& progress);
   ReportAck ReportResult(const std::string& worker_id, const LeaseRef& lease, const JobOutcome& outcome);
   ReportAck ReportCheckpoint(const std::string& worker_id, const LeaseRef& lease, const std::string& checkpoint,
@@ -223,9 +224,10 @@ void Scheduler::Impl::WaitForWork(std::chrono::steady_clock::time_point deadline
   work_.wait_until(lock, deadline, [&] { return shutdown_ || table_.HasPending(); });
 }
 
-std::vector<LeaseRef> Scheduler::Impl::Heartbeat(const std::string& worker_id, const std::vector<LeaseRef>& held) {
+std::vector<LeaseRef> Scheduler::Impl::Heartbeat(const std::string& worker_id, const std::vector<LeaseRef>& held,
+                                                  std::vector<StopOrder>* stop) {
   std::lock_guard<std::mutex> lock(mutex_);
-  return table_.Heartbeat(worker_id, held);
+  return table_.Heartbeat(worker_id, held, stop);
 }
 
 ReportAck Scheduler::Impl::Progress(const std::string& worker_id, const LeaseRef& lease,
@@ -346,8 +348,9 @@ std::optional<JobSpec> Scheduler::Lease(const std::string& worker_id, const std:
   return impl_->Lease(worker_id, loaded_models, running_packs);
 }
 void Scheduler::WaitForWork(std::chrono::steady_clock::time_point deadline) { impl_->WaitForWork(deadline); }
-std::vector<LeaseRef> Scheduler::Heartbeat(const std::string& worker_id, const std::vector<LeaseRef>& held) {
-  return impl_->Heartbeat(worker_id, held);
+std::vector<LeaseRef> Scheduler::Heartbeat(const std::string& worker_id, const std::vector<LeaseRef>& held,
+                                           std::vector<StopOrder>* stop) {
+  return impl_->Heartbeat(worker_id, held, stop);
 }
 ReportAck Scheduler::Progress(const std::string& worker_id, const LeaseRef& lease, const JobProgress& progress) {
   return impl_->Progress(worker_id, lease, progress);

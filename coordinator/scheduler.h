@@ -82,9 +82,14 @@ class Scheduler {
 
   // Renews every lease in `held` that the worker still owns; returns those it
   // no longer owns (expired, cancelled, finished): the worker must stop them.
-  std::vector<LeaseRef> Heartbeat(const std::string& worker_id, const std::vector<LeaseRef>& held);
+  // `stop` (when given) receives the early-termination orders of the leases
+  // it still owns: the worker ends those jobs as stopped.
+  std::vector<LeaseRef> Heartbeat(const std::string& worker_id, const std::vector<LeaseRef>& held,
+                                  std::vector<StopOrder>* stop = nullptr);
   // Progress of a held lease: renews it, leased -> running, kept in memory
-  // for status. Rejected when the worker does not hold the lease.
+  // for status. Rejected when the worker does not hold the lease. With early
+  // termination, a dev evaluation at a rung records the job's value and, when
+  // the rule says so, the decision to stop it (committed before the ack).
   ReportAck Progress(const std::string& worker_id, const LeaseRef& lease, const JobProgress& progress);
   // The attempt's end: succeeded / diverged / cancelled / failed (not
   // retryable) finish the job: files written to OUTPUT/adapters/<job id>/,

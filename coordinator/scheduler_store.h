@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "client/sweep_types.h"
+#include "common/early_termination.h"
 #include "common/job.h"
 
 namespace promptsweep {
@@ -25,6 +26,7 @@ struct StoredSweep {
   std::vector<std::string> parameters;
   int64_t max_attempts = 0;  // >= 1
   double created = 0.0;      // unix time, for the record
+  EarlyTermination early_terminate;
 };
 
 // Job state that changes after submission. A state change builds the next
@@ -46,6 +48,13 @@ struct JobDurable {
   std::string adapter;  // relative to the output dir
   double finished_at = 0.0;
   int64_t finish_seq = 0;  // order of finishing (results.csv order); finished jobs only
+  // Early termination: the coordinator's decision to stop the job at a rung,
+  // committed before any worker hears of it. Empty reason: none. The holder
+  // of attempt `stop_attempt` hears it with its next heartbeat; a later
+  // attempt (the lease was lost first) gets stop_step with its lease.
+  std::string stop_reason;
+  int64_t stop_step = 0;
+  int64_t stop_attempt = 0;
 };
 
 // A lease is held: the job is leased or running.
@@ -76,6 +85,17 @@ struct JobUpdate {
   JobDurable durable;
 };
 
+// A job's value at an early-termination rung (common/early_termination.h):
+// what later jobs at the same rung are compared with. One per (job, rung),
+// the first report wins (a rerun attempt does not change it).
+struct StoredRung {
+  std::string sweep;
+  std::string job_id;
+  int64_t iteration = 0;  // the dev evaluation's number, from 1
+  int64_t step = 0;
+  double value = 0.0;     // the sweep's metric (at the rung, or best so far: ComparesBestSoFar)
+};
+
 // A finished job's metric log, stored once when it finishes.
 struct JobMetrics {
   std::string sweep;
@@ -90,9 +110,10 @@ struct StoreWrites {
   std::vector<JobUpdate> updates;
   std::vector<JobMetrics> metrics;
   std::vector<StoredWorker> workers;
+  std::vector<StoredRung> rungs;
 
   bool empty() const {
-    return sweeps.empty() && jobs.empty() && updates.empty() && metrics.empty() && workers.empty();
+    return sweeps.empty() && jobs.empty() && updates.empty() && metrics.empty() && workers.empty() && rungs.empty();
   }
 };
 
@@ -102,6 +123,7 @@ struct StoredState {
   std::vector<StoredSweep> sweeps;
   std::vector<StoredJob> jobs;
   std::vector<StoredWorker> workers;
+  std::vector<StoredRung> rungs;  // each of a listed job
 };
 
 // A metric row with the job it belongs to.

@@ -21,7 +21,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr int64_t kSchemaVersion = 1;
+// Version 2 added early termination (sweeps.early_terminate, the jobs' stop
+// columns, rungs); a version-1 state is migrated when opened.
+constexpr int64_t kSchemaVersion = 2;
 
 // Durability: WAL with synchronous=NORMAL commits without an fsync (the WAL
 // is synced at checkpoints). A killed process loses nothing, since committed
@@ -32,7 +34,8 @@ constexpr char kSchema[] = R"sql(
 CREATE TABLE IF NOT EXISTS sweeps(
   name TEXT PRIMARY KEY, seq INTEGER NOT NULL, sweep_file TEXT NOT NULL, yaml TEXT NOT NULL,
   metric_name TEXT NOT NULL, maximize INTEGER NOT NULL, output_dir TEXT NOT NULL,
-  parameters TEXT NOT NULL, max_attempts INTEGER NOT NULL, created REAL NOT NULL);
+  parameters TEXT NOT NULL, max_attempts INTEGER NOT NULL, created REAL NOT NULL,
+  early_terminate TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS jobs(
   sweep TEXT NOT NULL, job_id TEXT NOT NULL, seq INTEGER NOT NULL, seed INTEGER NOT NULL, kind TEXT NOT NULL,
   swept TEXT NOT NULL, settings TEXT NOT NULL, verbalizer TEXT NOT NULL, model_key TEXT NOT NULL,
@@ -41,6 +44,7 @@ CREATE TABLE IF NOT EXISTS jobs(
   has_outcome INTEGER NOT NULL, final_dev REAL, best_dev REAL, test REAL, best_step INTEGER, steps INTEGER,
   train_loss REAL, tokens_per_second REAL, wall_seconds REAL, adapter TEXT NOT NULL,
   finished_at REAL, finish_seq INTEGER,
+  stop_reason TEXT NOT NULL DEFAULT '', stop_step INTEGER NOT NULL DEFAULT 0, stop_attempt INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY(sweep, job_id));
 CREATE TABLE IF NOT EXISTS workers(
   id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, host TEXT NOT NULL, device TEXT NOT NULL,
@@ -52,12 +56,27 @@ CREATE TABLE IF NOT EXISTS metrics(
 CREATE INDEX IF NOT EXISTS metrics_by_job ON metrics(sweep, job_id);
 )sql";
 
+// Early termination's rung values (version 2).
+constexpr char kRungsTable[] = R"sql(
+CREATE TABLE IF NOT EXISTS rungs(
+  sweep TEXT NOT NULL, job_id TEXT NOT NULL, iteration INTEGER NOT NULL, step INTEGER NOT NULL, value REAL NOT NULL,
+  PRIMARY KEY(sweep, job_id, iteration));
+)sql";
+
+// Version 1 -> 2: the columns and table above, defaults for every old row.
+constexpr char kMigrateFrom1[] = R"sql(
+ALTER TABLE sweeps ADD COLUMN early_terminate TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN stop_reason TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN stop_step INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN stop_attempt INTEGER NOT NULL DEFAULT 0;
+)sql";
+
 // The durable columns of `jobs`, in JobDurable order: bound by BindDurable
 // for both INSERT and UPDATE, read back by ReadDurable.
 constexpr const char* kDurableColumns[] = {
     "state", "attempt", "failures", "worker", "checkpoint_path", "checkpoint_step", "message", "has_outcome",
     "final_dev", "best_dev", "test", "best_step", "steps", "train_loss", "tokens_per_second", "wall_seconds",
-    "adapter", "finished_at", "finish_seq"};
+    "adapter", "finished_at", "finish_seq", "stop_reason", "stop_step", "stop_attempt"};
 constexpr int kDurableCount = static_cast<int>(std::size(kDurableColumns));
 
 // "state, attempt, ..." (suffix empty) or "state = ?1, attempt = ?2, ..." (suffix " = ?").
@@ -106,6 +125,7 @@ void BindDurable(SqliteStatement& s, int first, const JobDurable& d) {
   } else {
     s.BindNull(first + 17).BindNull(first + 18);
   }
+  s.Bind(first + 19, d.stop_reason).Bind(first + 20, d.stop_step).Bind(first + 21, d.stop_attempt);
 }
 
 // Reads one stored row, refusing what this promptsweep never writes: a
@@ -209,6 +229,9 @@ JobDurable ReadDurable(const RowReader& row, int first) {
     d.finished_at = row.Double(first + 17, "finished_at");
     d.finish_seq = row.Int(first + 18, "finish_seq", 1);
   }
+  d.stop_reason = row.Text(first + 19, "stop_reason");
+  d.stop_step = row.Int(first + 20, "stop_step", 0);
+  d.stop_attempt = row.Int(first + 21, "stop_attempt", 0);
   if (IsActive(d.state) && (d.attempt < 1 || d.worker.empty())) row.Damaged("a lease without attempt or worker");
   return d;
 }
@@ -273,6 +296,10 @@ void SqliteStore::OpenDatabase() {
     throw Error(StrCat(db_path_, ": cannot use it as the coordinator's state (", e.what(), "); ", kMoveAway,
                        ", or choose another state directory"));
   }
+  if (version && *version == 1) {
+    MigrateFromVersion1();
+    version = kSchemaVersion;
+  }
   if (version && *version != kSchemaVersion) {
     throw Error(StrCat(db_path_, ": state schema version ", *version, ", but this promptsweep reads version ",
                        kSchemaVersion, "; use the promptsweep that wrote it, or move the file away"));
@@ -280,8 +307,22 @@ void SqliteStore::OpenDatabase() {
   if (!version) {
     SqliteTransaction transaction(*db_);
     db_->Exec(kSchema);
+    db_->Exec(kRungsTable);
     db_->Exec(StrCat("INSERT INTO meta(key, value) VALUES('schema_version', ", kSchemaVersion, ")"));
     transaction.Commit();
+  }
+}
+
+void SqliteStore::MigrateFromVersion1() {
+  try {
+    SqliteTransaction transaction(*db_);
+    db_->Exec(kMigrateFrom1);
+    db_->Exec(kRungsTable);
+    db_->Exec(StrCat("UPDATE meta SET value = ", kSchemaVersion, " WHERE key = 'schema_version'"));
+    transaction.Commit();
+  } catch (const Error& e) {
+    throw Error(StrCat(db_path_, ": cannot bring the version-1 state to version ", kSchemaVersion, " (", e.what(),
+                       "); the database is damaged or from another version: ", kMoveAway));
   }
 }
 
@@ -298,7 +339,7 @@ void SqliteStore::PrepareStatements() {
   try {
     insert_sweep_ = db_->Prepare(
         "INSERT INTO sweeps(name, seq, sweep_file, yaml, metric_name, maximize, output_dir, parameters, "
-        "max_attempts, created) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+        "max_attempts, created, early_terminate) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
     std::string values = "?1";
     for (int i = 2; i <= 9 + kDurableCount; ++i) values += StrCat(", ?", i);
     insert_job_ = db_->Prepare(StrCat("INSERT INTO jobs(sweep, job_id, seq, seed, kind, swept, settings, verbalizer, "
@@ -311,6 +352,8 @@ void SqliteStore::PrepareStatements() {
     insert_worker_ = db_->Prepare(
         "INSERT INTO workers(id, name, host, device, ranks, threads, memory_bytes, pid, registered) "
         "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+    insert_rung_ = db_->Prepare(
+        "INSERT OR IGNORE INTO rungs(sweep, job_id, iteration, step, value) VALUES(?1, ?2, ?3, ?4, ?5)");
   } catch (const Error& e) {
     // Version 1 with other tables than ours: written by something else.
     throw Error(StrCat(e.what(), "; the database is damaged or from another version: ", kMoveAway));
@@ -324,14 +367,15 @@ StoredState SqliteStore::Load() {
   state.sweeps = LoadSweeps();
   state.jobs = LoadJobs(state.sweeps);
   state.workers = LoadWorkers();
+  state.rungs = LoadRungs(state.jobs);
   return state;
 }
 
 std::vector<StoredSweep> SqliteStore::LoadSweeps() {
   std::vector<StoredSweep> sweeps;
   SqliteStatement query = PrepareQuery(
-      "SELECT name, seq, sweep_file, yaml, metric_name, maximize, output_dir, parameters, max_attempts, created "
-      "FROM sweeps ORDER BY seq");
+      "SELECT name, seq, sweep_file, yaml, metric_name, maximize, output_dir, parameters, max_attempts, created, "
+      "early_terminate FROM sweeps ORDER BY seq");
   std::set<int64_t> seqs;
   std::set<std::string> outputs;
   while (query.Step()) {
@@ -348,6 +392,11 @@ std::vector<StoredSweep> SqliteStore::LoadSweeps() {
     sweep.parameters = row.Strings(7, "parameters");
     sweep.max_attempts = row.Int(8, "max_attempts", 1);
     sweep.created = row.Double(9, "created");
+    try {
+      sweep.early_terminate = EarlyTerminationFromJson(row.Text(10, "early_terminate"));
+    } catch (const Error& e) {
+      row.Damaged(e.what());
+    }
     if (!fs::path(sweep.output_dir).is_absolute()) row.Damaged(StrCat("a relative output_dir ", sweep.output_dir));
     if (!seqs.insert(sweep.seq).second) row.Damaged(StrCat("the seq ", sweep.seq, " of another sweep"));
     if (!outputs.insert(sweep.output_dir).second) row.Damaged("the output_dir of another sweep");
@@ -405,6 +454,26 @@ std::vector<StoredWorker> SqliteStore::LoadWorkers() {
   return workers;
 }
 
+std::vector<StoredRung> SqliteStore::LoadRungs(const std::vector<StoredJob>& jobs) {
+  std::set<std::pair<std::string, std::string>> known;
+  for (const StoredJob& job : jobs) known.emplace(job.sweep, job.id);
+  std::vector<StoredRung> rungs;
+  SqliteStatement query =
+      PrepareQuery("SELECT sweep, job_id, iteration, step, value FROM rungs ORDER BY sweep, iteration, rowid");
+  while (query.Step()) {
+    RowReader row(query, db_path_, "a rung");
+    StoredRung& rung = rungs.emplace_back();
+    rung.sweep = row.Text(0, "sweep");
+    rung.job_id = row.Text(1, "job_id");
+    row.Rename(StrCat("the rung of job ", rung.job_id, " of sweep ", rung.sweep));
+    if (known.count({rung.sweep, rung.job_id}) == 0) row.Damaged("no such job in the jobs table");
+    rung.iteration = row.Int(2, "iteration", 1);
+    rung.step = row.Int(3, "step", 1);
+    rung.value = row.Double(4, "value");
+  }
+  return rungs;
+}
+
 std::vector<StoredMetric> SqliteStore::LoadMetrics(const std::string& sweep) {
   std::vector<StoredMetric> metrics;
   SqliteStatement query =
@@ -431,6 +500,7 @@ void SqliteStore::Commit(const StoreWrites& writes) {
   for (const JobUpdate& update : writes.updates) WriteUpdate(update);
   for (const JobMetrics& metrics : writes.metrics) WriteMetrics(metrics);
   for (const StoredWorker& worker : writes.workers) WriteWorker(worker);
+  for (const StoredRung& rung : writes.rungs) WriteRung(rung);
   transaction.Commit();
 }
 
@@ -445,6 +515,7 @@ void SqliteStore::WriteSweep(const StoredSweep& sweep) {
       .Bind(8, nlohmann::json(sweep.parameters).dump())
       .Bind(9, sweep.max_attempts)
       .Bind(10, sweep.created)
+      .Bind(11, EarlyTerminationToJson(sweep.early_terminate))
       .Run();
 }
 
@@ -497,6 +568,15 @@ void SqliteStore::WriteWorker(const StoredWorker& worker) {
       .Bind(7, worker.info.memory_bytes)
       .Bind(8, worker.info.pid)
       .Bind(9, worker.registered)
+      .Run();
+}
+
+void SqliteStore::WriteRung(const StoredRung& rung) {
+  insert_rung_.Bind(1, rung.sweep)
+      .Bind(2, rung.job_id)
+      .Bind(3, rung.iteration)
+      .Bind(4, rung.step)
+      .Bind(5, rung.value)
       .Run();
 }
 

@@ -43,17 +43,21 @@ class SqliteStore : public SchedulerStore {
   std::vector<StoredSweep> LoadSweeps();
   std::vector<StoredJob> LoadJobs(const std::vector<StoredSweep>& sweeps);
   std::vector<StoredWorker> LoadWorkers();
+  std::vector<StoredRung> LoadRungs(const std::vector<StoredJob>& jobs);
+  // Brings a version-1 state (before early termination) to this version.
+  void MigrateFromVersion1();
   void WriteSweep(const StoredSweep& sweep);
   void WriteJob(const StoredJob& job);
   void WriteUpdate(const JobUpdate& update);
   void WriteMetrics(const JobMetrics& metrics);
   void WriteWorker(const StoredWorker& worker);
+  void WriteRung(const StoredRung& rung);
 
   std::string db_path_;
   std::unique_ptr<StateDirLock> lock_;  // first in, last out
   // Declared before the statements: they must be finalized before it closes.
   std::unique_ptr<SqliteDb> db_;
-  SqliteStatement insert_sweep_, insert_job_, update_job_, insert_metric_, insert_worker_;
+  SqliteStatement insert_sweep_, insert_job_, update_job_, insert_metric_, insert_worker_, insert_rung_;
 };
 
 }  // namespace promptsweep

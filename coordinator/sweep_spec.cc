@@ -25,6 +25,24 @@ const std::vector<std::string> kModelKeys = {"model", "tokenizer", "device", "dt
 const std::vector<std::string> kTaskKeys = {"task", "template", "max_length", "train", "dev", "test"};
 const std::vector<std::string> kTaskPathKeys = {"train", "dev", "test"};
 
+// The keys of each early_terminate type.
+struct EarlyTerminateKeys {
+  EarlyTerminationType type;
+  std::vector<std::string> keys;
+};
+const std::vector<EarlyTerminateKeys> kEarlyTerminateTypes = {
+    {EarlyTerminationType::kHyperband, {"type", "min_iter", "max_iter", "s", "eta", "strict"}},
+    {EarlyTerminationType::kAsha, {"type", "grace_period", "reduction_factor", "max_t", "brackets"}},
+    {EarlyTerminationType::kMedian, {"type", "warmup_evals", "min_jobs"}},
+};
+// Its integer keys (non-negative; ValidateEarlyTermination checks the ranges).
+const std::map<std::string, int64_t EarlyTermination::*> kEarlyTerminateIntegers = {
+    {"min_iter", &EarlyTermination::min_iter},         {"max_iter", &EarlyTermination::max_iter},
+    {"s", &EarlyTermination::s},                       {"grace_period", &EarlyTermination::grace_period},
+    {"max_t", &EarlyTermination::max_t},               {"brackets", &EarlyTermination::brackets},
+    {"warmup_evals", &EarlyTermination::warmup_evals}, {"min_jobs", &EarlyTermination::min_jobs},
+};
+
 std::string Normalize(std::string name) {
   std::replace(name.begin(), name.end(), '-', '_');
   return name;
@@ -191,7 +209,7 @@ class SweepReader {
     if (root.IsNull()) throw Error(StrCat(file_.path(), ": empty sweep file; see the README's Sweep YAML reference"));
     const auto entries = file_.Entries(root, "the sweep", {"name", "description", "method", "metric", "run_cap",
                                                            "sample_seed", "seeds", "model", "task", "train",
-                                                           "parameters"});
+                                                           "parameters", "early_terminate"});
     std::map<std::string, std::pair<YAML::Node, YAML::Node>> top;
     for (const auto& [key, nodes] : entries) top[key] = nodes;
     auto find = [&](const std::string& key) -> const YAML::Node* {
@@ -276,6 +294,12 @@ class SweepReader {
     // metric (needs the task kind)
     ReadMetric(find("metric"));
 
+    // early_terminate: sweep-level (the coordinator's decisions), not a job
+    // setting, so it leaves the job ids alone. CheckEarlyTermination checks it
+    // against the jobs after the expansion.
+    early_terminate_where_ = find("early_terminate") ? key_where("early_terminate") : file_.path();
+    if (const YAML::Node* early_terminate = find("early_terminate")) ReadEarlyTerminate(*early_terminate);
+
     // The fixed settings in job-file order, defaults filled in.
     sweep_.fixed = Ordered(fixed_);
     sweep_.fixed.verbalizer = verbalizer_;
@@ -311,6 +335,7 @@ class SweepReader {
   }
   const std::string& parameters_where() const { return parameters_where_; }
   const std::string& run_cap_where() const { return run_cap_where_; }
+  const std::string& early_terminate_where() const { return early_terminate_where_; }
 
  private:
   uint64_t DefaultSeed() const {
@@ -669,6 +694,69 @@ class SweepReader {
     sweep_.metric.goal = goal_text == "maximize" ? MetricGoal::kMaximize : MetricGoal::kMinimize;
   }
 
+  // early_terminate: {type: hyperband | asha | median, ...} with W&B's keys
+  // (hyperband) and Ray Tune's ASHAScheduler's (asha; reduction_factor is
+  // EarlyTermination::eta).
+  void ReadEarlyTerminate(const YAML::Node& node) {
+    const std::string& key_where = early_terminate_where_;
+    std::map<std::string, YAML::Node> given;  // Entries also refuses a non-mapping and duplicate keys
+    for (const auto& [key, nodes] : file_.Entries(node, "early_terminate", {})) given[key] = nodes.second;
+    std::vector<std::string> type_names;
+    for (const EarlyTerminateKeys& type : kEarlyTerminateTypes) {
+      type_names.emplace_back(EarlyTerminationTypeName(type.type));
+    }
+    if (given.count("type") == 0) {
+      throw Error(StrCat(key_where, ": early_terminate needs type: hyperband, asha or median"));
+    }
+    const std::string type_text = file_.Scalar(given.at("type"), "early_terminate.type");
+    const auto type =
+        std::find_if(kEarlyTerminateTypes.begin(), kEarlyTerminateTypes.end(),
+                     [&](const EarlyTerminateKeys& t) { return EarlyTerminationTypeName(t.type) == type_text; });
+    if (type == kEarlyTerminateTypes.end()) {
+      throw Error(StrCat(file_.Where(given.at("type")), ": unknown early_terminate type '", type_text,
+                         "' (hyperband, asha or median); ", Suggestion(type_text, type_names)));
+    }
+    // A key of another type: say whose it is rather than suggest a near miss.
+    for (const auto& entry : node) {
+      const std::string key = Normalize(entry.first.Scalar());
+      if (Contains(type->keys, key)) continue;
+      for (const EarlyTerminateKeys& other : kEarlyTerminateTypes) {
+        if (!Contains(other.keys, key)) continue;
+        std::string known;
+        for (const std::string& name : type->keys) known += (known.empty() ? "" : ", ") + name;
+        throw Error(StrCat(file_.Where(entry.first), ": unknown key '", entry.first.Scalar(), "' in early_terminate: ",
+                           key, " is for type ", EarlyTerminationTypeName(other.type), ", not ", type_text,
+                           "; known: ", known));
+      }
+    }
+    EarlyTermination config = DefaultEarlyTermination(type->type);
+    for (const auto& [key, nodes] : file_.Entries(node, "early_terminate", type->keys)) {
+      const YAML::Node& value = nodes.second;
+      const std::string what = "early_terminate." + key;
+      if (const auto field = kEarlyTerminateIntegers.find(key); field != kEarlyTerminateIntegers.end()) {
+        config.*(field->second) = NonNegativeInteger(value, what);
+      } else if (key == "eta" || key == "reduction_factor") {
+        config.eta = Number(value, what);
+      } else if (key == "strict") {
+        config.strict = Boolean(value, what);
+      }
+    }
+    try {
+      ValidateEarlyTermination(config);
+    } catch (const Error& e) {
+      throw Error(StrCat(key_where, ": ", e.what()));
+    }
+    sweep_.early_terminate = config;
+  }
+
+  // YAML 1.2's core-schema booleans.
+  bool Boolean(const YAML::Node& node, const std::string& what) const {
+    const std::string text = file_.Scalar(node, what);
+    if (text == "true" || text == "True" || text == "TRUE") return true;
+    if (text == "false" || text == "False" || text == "FALSE") return false;
+    throw Error(StrCat(file_.Where(node), ": ", what, ": expected true or false, got '", text, "'"));
+  }
+
   const YamlFile& file_;
   const SweepSchema& schema_;
   Sweep& sweep_;
@@ -682,7 +770,72 @@ class SweepReader {
   std::string seed_parameter_where_;
   std::string parameters_where_;
   std::string run_cap_where_;
+  std::string early_terminate_where_;
 };
+
+// "the 3 dev evaluations of job 1a2b… (max_steps 150 / eval_every 50)"
+std::string EvaluationsOf(const SweepJob& job, int64_t evaluations, int64_t max_steps, int64_t eval_every) {
+  return StrCat("the ", evaluations, evaluations == 1 ? " dev evaluation" : " dev evaluations", " of job ", job.id,
+                " (max_steps ", max_steps, " / eval_every ", eval_every, ")");
+}
+
+// early_terminate against each job: decisions need dev evaluations during
+// training (an iteration is one, every eval_every steps: max_steps / eval_every
+// of them), a first rung within them, and the sweep's metric as the dev
+// metric the jobs report. Error at the early_terminate key (`where`).
+void CheckEarlyTermination(const Sweep& sweep, const std::string& where) {
+  const EarlyTermination& config = sweep.early_terminate;
+  for (const SweepJob& job : sweep.jobs) {
+    const SettingList& settings = job.settings.values;
+    if (SettingValue(settings, "dev").empty()) {
+      throw Error(StrCat(where, ": early_terminate decides on dev evaluations, but job ", job.id,
+                         " has no dev set; give task: {dev: DEV.jsonl} (or dev: in the task file)"));
+    }
+    const auto max_steps = ParseInteger(SettingValue(settings, "max_steps"));
+    const auto eval_every = ParseInteger(SettingValue(settings, "eval_every"));
+    // A schema without these options (not the trainer's) has nothing to count.
+    if (max_steps && eval_every) {
+      if (*eval_every <= 0) {
+        throw Error(StrCat(where, ": early_terminate decides on dev evaluations during training, but job ", job.id,
+                           " has eval_every ", *eval_every,
+                           " (one evaluation, at the end); set train: {eval_every: N}"));
+      }
+      const int64_t evaluations = *max_steps / *eval_every;
+      // RungIterations takes evaluations <= 0 as "no limit".
+      if (evaluations <= 0 || RungIterations(config, evaluations).empty()) {
+        const std::string of_job = EvaluationsOf(job, evaluations, *max_steps, *eval_every);
+        switch (config.type) {
+          case EarlyTerminationType::kHyperband:
+            if (config.min_iter > 0) {
+              throw Error(StrCat(where, ": early_terminate.min_iter ", config.min_iter, " is beyond ", of_job,
+                                 "; lower min_iter or raise max_steps"));
+            }
+            throw Error(StrCat(where, ": early_terminate: the first hyperband rung, evaluation ",
+                               RungIterations(config, 0).front(), " (max_iter ", config.max_iter, " / eta ",
+                               FormatShortest(config.eta), "^s, s ", config.s, "), is beyond ", of_job,
+                               "; lower max_iter, raise s or raise max_steps"));
+          case EarlyTerminationType::kAsha:
+            throw Error(StrCat(where, ": early_terminate.grace_period ", config.grace_period, " is beyond ", of_job,
+                               "; lower grace_period or raise max_steps"));
+          case EarlyTerminationType::kMedian:
+            throw Error(StrCat(where, ": early_terminate.warmup_evals ", config.warmup_evals,
+                               " leaves no evaluation of ", of_job,
+                               " to decide on; lower warmup_evals or raise max_steps"));
+          case EarlyTerminationType::kNone:
+            break;
+        }
+      }
+    }
+    // The trainer's eval_metric, auto resolved as the trainer does (by the task kind).
+    std::string metric = Normalize(SettingValue(settings, "eval_metric", "auto"));
+    if (metric == "auto") metric = SettingValue(settings, "task") == "generation" ? "exact_match" : "accuracy";
+    if (metric != sweep.metric.name) {
+      throw Error(StrCat(where, ": early_terminate decides on the dev metric the jobs report (eval_metric ", metric,
+                         " for job ", job.id, "), but the sweep's metric is ", sweep.metric.name,
+                         "; set train: {eval_metric: ", sweep.metric.name, "} or metric: {name: ", metric, "}"));
+    }
+  }
+}
 
 }  // namespace
 
@@ -697,6 +850,7 @@ Sweep ParseSweep(const std::string& text, const std::string& path, const SweepSc
   settings.parameters_where = reader.parameters_where();
   settings.run_cap_where = reader.run_cap_where();
   ExpandSweep(settings, schema, sweep);
+  if (sweep.early_terminate.enabled()) CheckEarlyTermination(sweep, reader.early_terminate_where());
   return sweep;
 }
 

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/early_termination.h"
 #include "common/job.h"  // SettingList
 
 namespace promptsweep {
@@ -84,6 +85,10 @@ struct Sweep {
   int64_t run_cap = 0;
   uint64_t sample_seed = 0;
   std::vector<uint64_t> seeds;  // empty when `seed` is a parameter
+  // `early_terminate` (common/early_termination.h); type kNone when absent.
+  // Decisions compare the dev metric the jobs report, which the reader checks
+  // is the sweep's metric.
+  EarlyTermination early_terminate;
   JobSettings fixed;            // model, task and train settings shared by every job
   std::vector<SweepParameter> parameters;  // swept ones (`value:` constants are in `fixed`)
   std::vector<SweepJob> jobs;

@@ -119,6 +119,7 @@ std::string_view TrainStatusName(TrainStatus status) {
     case TrainStatus::kDiverged: return "diverged";
     case TrainStatus::kFailed: return "failed";
     case TrainStatus::kCancelled: return "cancelled";
+    case TrainStatus::kStopped: return "stopped";
   }
   return "failed";
 }
@@ -319,13 +320,15 @@ EvalResult PromptTrainer::Evaluate(const TaskData& data, const torch::Tensor& pr
   return EvaluatePrompt(*model_, tokenizer_, prompt.detach(), data, DevOptions(), collective_);
 }
 
-bool PromptTrainer::StopRequested(const std::atomic<bool>* stop) {
-  const bool local = stop != nullptr && stop->load();
-  if (collective_.size() == 1) return local;
-  // Only rank 0 hears of preemption and lost leases; the group stops together.
-  torch::Tensor requests = torch::tensor({static_cast<int64_t>(local)}, torch::kInt64);
+std::pair<bool, bool> PromptTrainer::StopRequested(const std::atomic<bool>* stop, const std::atomic<bool>* terminate) {
+  const bool local_stop = stop != nullptr && stop->load();
+  const bool local_terminate = terminate != nullptr && terminate->load();
+  if (collective_.size() == 1) return {local_stop, local_terminate};
+  // Only rank 0 hears of preemption, lost leases and early termination; the group stops together.
+  torch::Tensor requests =
+      torch::tensor({static_cast<int64_t>(local_stop), static_cast<int64_t>(local_terminate)}, torch::kInt64);
   collective_.AllReduceSum(requests);
-  return requests.item<int64_t>() > 0;
+  return {requests[0].item<int64_t>() > 0, requests[1].item<int64_t>() > 0};
 }
 
 std::optional<std::string> PromptTrainer::PromptMismatch() {
@@ -375,8 +378,14 @@ void PromptTrainer::BeginRun() {
 }
 
 bool PromptTrainer::BeginStep(const RunHooks& hooks) {
-  if (run_.result.status != TrainStatus::kSucceeded || early_stopped_ || step_ >= config_.max_steps) return false;
-  if (StopRequested(hooks.stop)) {
+  if (RunOver()) return false;
+  const auto [stop, terminate] = StopRequested(hooks.stop, hooks.terminate);
+  if (terminate) {  // the status becomes kStopped in EndRun, after the test evaluation
+    terminated_ = true;
+    run_.result.message = StrCat("stopped early at step ", step_, " of ", config_.max_steps);
+    return false;
+  }
+  if (stop) {
     run_.result.status = TrainStatus::kCancelled;
     run_.result.message = StrCat("stopped at step ", step_, " of ", config_.max_steps);
     return false;
@@ -477,6 +486,8 @@ TrainResult PromptTrainer::EndRun() {
       result.message = e.what();
     }
   }
+  if (terminated_ && result.status == TrainStatus::kSucceeded) result.status = TrainStatus::kStopped;
+  terminated_ = false;
   result.early_stopped = early_stopped_;
   result.steps = step_;
   result.final_dev = last_dev_;

@@ -130,7 +130,9 @@ std::vector<EvalResult> EvaluatePrompts(const CausalLM& model, const Tokenizer& 
                                         const std::vector<torch::Tensor>& prompts, const TaskData& data,
                                         const EvalOptions& options, Collective& collective);
 
-enum class TrainStatus { kSucceeded, kDiverged, kFailed, kCancelled };
+// kStopped: ended early on request (RunHooks::terminate, a sweep's early
+// termination): like kSucceeded (best prompt, test evaluation), short of max_steps.
+enum class TrainStatus { kSucceeded, kDiverged, kFailed, kCancelled, kStopped };
 std::string_view TrainStatusName(TrainStatus status);  // "succeeded", ...
 
 // One row of the metrics log (long format: step, split, metric, value).
@@ -187,6 +189,10 @@ struct RunHooks {
   // SaveState then a later LoadState + Run continues). In a group of ranks
   // the ranks agree every step: a stop on any rank stops all at that step.
   const std::atomic<bool>* stop = nullptr;
+  // Checked with `stop`; true -> the run ends there as stopped (early
+  // termination): the best prompt so far is the result and test is evaluated,
+  // as when the run finishes. Wins over `stop`: the job is over either way.
+  const std::atomic<bool>* terminate = nullptr;
   std::function<void(const TrainProgress&)> progress;
   // Rank 0 writes a checkpoint every checkpoint_every steps (0: never).
   std::string checkpoint_path;
@@ -259,9 +265,10 @@ class PromptTrainer {
   // The step's progress callback and checkpoint.
   void AfterStep(const RunHooks& hooks);
   // Whether the run is over without another BeginStep: max_steps reached,
-  // early-stopped, diverged or failed (a stop request shows at BeginStep).
+  // early-stopped, terminated, diverged or failed (a stop request shows at BeginStep).
   bool RunOver() const {
-    return run_.result.status != TrainStatus::kSucceeded || early_stopped_ || step_ >= config_.max_steps;
+    return run_.result.status != TrainStatus::kSucceeded || early_stopped_ || terminated_ ||
+           step_ >= config_.max_steps;
   }
   // The run failed: an error escaped a step.
   void FailRun(const std::string& message);
@@ -284,8 +291,9 @@ class PromptTrainer {
   EvalResult Evaluate(const TaskData& data, const torch::Tensor& prompt);
   // Whether `value` beats the best so far under metric_.
   bool Improves(double value) const;
-  // Whether any rank's `stop` is set (no communication for a group of one).
-  bool StopRequested(const std::atomic<bool>* stop);
+  // Whether any rank's `stop` / `terminate` is set (no communication for a
+  // group of one): {stop, terminate}.
+  std::pair<bool, bool> StopRequested(const std::atomic<bool>* stop, const std::atomic<bool>* terminate);
   // Why the ranks' prompts differ (the first rank whose prompt checksum is not
   // rank 0's), or nothing when they are identical. Every rank gets the same answer.
   std::optional<std::string> PromptMismatch();
@@ -313,6 +321,7 @@ class PromptTrainer {
   torch::Tensor best_prompt_;
   int64_t evals_without_improvement_ = 0;
   bool early_stopped_ = false;
+  bool terminated_ = false;  // RunHooks::terminate ended the run (not kept in checkpoints: it ends the job)
   // Accumulated over all runs (resumes included).
   int64_t train_tokens_ = 0;
   double train_seconds_ = 0.0;

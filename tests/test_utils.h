@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "common/early_termination.h"
 #include "common/error.h"
 #include "common/file_util.h"
 #include "common/json_util.h"
@@ -97,6 +98,24 @@ inline TaskSpec ToyAnimalsSpec() {
   spec.template_text = "{text}. animal:";
   spec.verbalizer = {{"dog", " dog"}, {"fox", " fox"}};
   return spec;
+}
+
+// Early-termination policies with Ray's names for the fields.
+inline EarlyTermination AshaPolicy(int64_t grace_period, double reduction_factor, int64_t max_t,
+                                   int64_t brackets = 1) {
+  EarlyTermination config = DefaultEarlyTermination(EarlyTerminationType::kAsha);
+  config.grace_period = grace_period;
+  config.eta = reduction_factor;
+  config.max_t = max_t;
+  config.brackets = brackets;
+  return config;
+}
+
+inline EarlyTermination MedianPolicy(int64_t warmup_evals, int64_t min_jobs) {
+  EarlyTermination config = DefaultEarlyTermination(EarlyTerminationType::kMedian);
+  config.warmup_evals = warmup_evals;
+  config.min_jobs = min_jobs;
+  return config;
 }
 
 }  // namespace promptsweep::test

@@ -212,7 +212,15 @@ SweepWorker::Ended SweepWorker::RunJob(const JobSpec& job, const std::string& wo
   std::atomic<bool> stop{false};
   std::atomic<bool> preempt{false};
   std::atomic<bool> revoked{false};
+  std::atomic<bool> terminate{false};  // early termination: end as stopped
+  // A dev evaluation may have met a rung: beat soon after it, so a stop
+  // decision reaches the job within a step or two, not a heartbeat interval.
+  std::atomic<bool> beat_soon{false};
   const int64_t heartbeat_interval_ms = heartbeat_interval_ms_.load();
+  if (job.stop_at_step > 0) {
+    Log(Level::kInfo, StrCat(name, ": early termination decided before (", job.stop_reason, "); trains to step ",
+                             job.stop_at_step, ", then stops"));
+  }
 
   // The heartbeat thread renews the lease, turns a shutdown (or another
   // slot's error) into a preemption, and stops the job when the coordinator
@@ -223,6 +231,7 @@ SweepWorker::Ended SweepWorker::RunJob(const JobSpec& job, const std::string& wo
   std::thread heartbeat([&] {
     auto next_beat = Clock::now() + std::chrono::milliseconds(heartbeat_interval_ms);
     std::unique_lock<std::mutex> lock(mutex);
+    auto soon = Clock::time_point::max();
     while (!done) {
       done_cv.wait_for(lock, std::chrono::milliseconds(50));
       if (done) break;
@@ -230,7 +239,10 @@ SweepWorker::Ended SweepWorker::RunJob(const JobSpec& job, const std::string& wo
         preempt = true;
         stop = true;
       }
-      if (Clock::now() < next_beat) continue;
+      // The progress message goes first: the beat waits a moment for it.
+      if (beat_soon.exchange(false)) soon = std::min(soon, Clock::now() + std::chrono::milliseconds(200));
+      if (Clock::now() < next_beat && Clock::now() < soon) continue;
+      soon = Clock::time_point::max();
       next_beat = Clock::now() + std::chrono::milliseconds(heartbeat_interval_ms);
       lock.unlock();
       try {
@@ -240,6 +252,12 @@ SweepWorker::Ended SweepWorker::RunJob(const JobSpec& job, const std::string& wo
         if (lost && !revoked.load()) {
           revoked = true;
           stop = true;
+        }
+        for (const StopOrder& order : reply.stop) {
+          if (order.lease.job_id != lease.job_id || order.lease.attempt != lease.attempt) continue;
+          if (!terminate.exchange(true)) {
+            Log(Level::kInfo, StrCat(name, ": stopped by early termination: ", order.reason));
+          }
         }
       } catch (const std::exception& e) {  // this thread must not throw; the next beat tries again
         Log(Level::kWarn, StrCat("heartbeat failed: ", e.what()));
@@ -253,14 +271,20 @@ SweepWorker::Ended SweepWorker::RunJob(const JobSpec& job, const std::string& wo
   JobContext context;
   context.stop = &stop;
   context.preempt = &preempt;
+  context.terminate = &terminate;
   context.device = options_.info.device;
   context.threads = options_.info.threads;
   context.progress = [&](const JobProgress& progress) {
+    if (job.stop_at_step > 0 && progress.step >= job.stop_at_step) terminate = true;
     const bool due = SecondsSince(last_progress) >= options_.progress_interval_seconds ||
                      progress.dev_metric.has_value() || progress.step == progress.max_steps;
     if (!due) return;
     last_progress = Clock::now();
     stream->Write(worker_id, lease, progress);
+    if (progress.dev_metric) {
+      beat_soon = true;
+      done_cv.notify_all();
+    }
   };
 
   JobOutcome outcome;

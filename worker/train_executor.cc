@@ -46,6 +46,8 @@ JobState StateOf(TrainStatus status) {
       return JobState::kDiverged;
     case TrainStatus::kCancelled:
       return JobState::kCancelled;
+    case TrainStatus::kStopped:
+      return JobState::kStopped;
     case TrainStatus::kFailed:
       break;
   }
@@ -175,6 +177,7 @@ JobOutcome TrainJobExecutor::RunJob(const JobSpec& job, const JobContext& contex
   TrainJob train(args, model->model, *model->tokenizer, std::move(data), options_.collective);
   TrainJobHooks hooks;
   hooks.stop = context.stop;
+  hooks.terminate = context.terminate;
   if (context.progress) {
     hooks.progress = [&context, metric = train.metric()](const TrainProgress& progress) {
       context.progress(ProgressOf(progress, metric));

@@ -109,6 +109,7 @@ TrainJobResult TrainJob::Run(const TrainJobHooks& hooks) {
   const std::string checkpoint = (output / "checkpoint.safetensors").string();
   RunHooks run_hooks;
   run_hooks.stop = hooks.stop;
+  run_hooks.terminate = hooks.terminate;
   run_hooks.progress = hooks.progress;
   run_hooks.checkpoint_path = checkpoint;
   run_hooks.checkpoint_every = args_.checkpoint_every;
@@ -127,7 +128,9 @@ TrainJobResult TrainJob::Run(const TrainJobHooks& hooks) {
     trainer_->SaveState(checkpoint);
     run.checkpoint_path = checkpoint;
   }
-  if (result.status == TrainStatus::kSucceeded) SaveAdapter(args_, model_->config(), result.best_prompt);
+  if (result.status == TrainStatus::kSucceeded || result.status == TrainStatus::kStopped) {
+    SaveAdapter(args_, model_->config(), result.best_prompt);
+  }
   WriteFileAtomically((output / "metrics.csv").string(), MetricsCsv(result.history));
   WriteFileAtomically((output / "result.json").string(), run.json.dump(2) + "\n");
   return run;

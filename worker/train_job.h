@@ -37,6 +37,8 @@ TrainJobData LoadTrainJobData(const TrainJobArgs& args, const TaskDataLoader& lo
 struct TrainJobHooks {
   // Checked between optimizer steps; set: the run ends as cancelled.
   const std::atomic<bool>* stop = nullptr;
+  // Likewise; set: the run ends as stopped (early termination), written as a finished one.
+  const std::atomic<bool>* terminate = nullptr;
   // After every optimizer step (TrainProgress::log_line marks the loggable ones).
   std::function<void(const TrainProgress&)> progress;
   // Train in this pack (on the job's model, with the other jobs running in it

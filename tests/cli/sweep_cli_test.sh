@@ -71,7 +71,7 @@ check run-unique unique_ids "$tmp/quick/results.csv"
 check run-succeeded test "$(column "$tmp/quick/results.csv" status | sort -u)" = succeeded
 check run-adapters test "$(ls "$tmp"/quick/adapters/*/adapter_model.safetensors | wc -l)" -eq 4
 check run-metrics grep -q "^[0-9a-f]\{16\},3,train,loss," "$tmp/quick/metrics.csv"
-check run-header grep -q "^job_id,learning_rate,seed,status,attempts,final_dev_accuracy,best_dev_accuracy,best_step,test_accuracy,train_loss,steps,tokens_per_second,wall_seconds,worker,adapter" "$tmp/quick/results.csv"
+check run-header grep -q "^job_id,learning_rate,seed,status,attempts,final_dev_accuracy,best_dev_accuracy,best_step,test_accuracy,train_loss,steps,stopped_at_step,tokens_per_second,wall_seconds,worker,adapter" "$tmp/quick/results.csv"
 expect run-again 0 "0 new, 4 from an earlier run \(4 finished\)" -- \
   "$bin" run "$tmp/quick.yaml" --workers 2 --threads 1 -o "$tmp/quick" -q
 check run-again-rows test "$(rows "$tmp/quick/results.csv")" -eq 4

@@ -27,7 +27,7 @@ TEST(JobStateTest, NamesRoundTrip) {
 TEST(JobStateTest, UnknownNameListsTheStates) {
   const std::string message = ErrorOf([] { ParseJobState("done"); });
   EXPECT_TRUE(HasText(message, "unknown job state 'done'"));
-  EXPECT_TRUE(HasText(message, "pending, leased, running, succeeded, failed, diverged, cancelled"));
+  EXPECT_TRUE(HasText(message, "pending, leased, running, succeeded, stopped, failed, diverged, cancelled"));
   EXPECT_TRUE(HasText(ErrorOf([] { ParseJobState("Pending"); }), "unknown job state 'Pending'"));
   EXPECT_TRUE(HasText(ErrorOf([] { ParseJobState(""); }), "unknown job state ''"));
 }

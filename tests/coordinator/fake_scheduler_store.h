@@ -30,6 +30,12 @@ class FakeSchedulerStore : public SchedulerStore {
       for (const MetricRow& row : metrics.rows) metrics_.push_back({metrics.sweep, {metrics.job_id, row}});
     }
     for (const StoredWorker& worker : writes.workers) state_.workers.push_back(worker);
+    for (const StoredRung& rung : writes.rungs) {  // INSERT OR IGNORE, as SQLite
+      const bool known = std::any_of(state_.rungs.begin(), state_.rungs.end(), [&](const StoredRung& r) {
+        return r.sweep == rung.sweep && r.job_id == rung.job_id && r.iteration == rung.iteration;
+      });
+      if (!known) state_.rungs.push_back(rung);
+    }
   }
 
   std::vector<StoredMetric> LoadMetrics(const std::string& sweep) override {

@@ -58,7 +58,7 @@ TEST(ResultsCsvTest, HeaderNamesParametersAndMetric) {
   ResultsCsv csv("/out", "accuracy", {"learning_rate", "init"});
   EXPECT_EQ(csv.ResultsHeader(),
             "job_id,learning_rate,init,seed,status,attempts,final_dev_accuracy,best_dev_accuracy,best_step,"
-            "test_accuracy,train_loss,steps,tokens_per_second,wall_seconds,worker,adapter,message\n");
+            "test_accuracy,train_loss,steps,stopped_at_step,tokens_per_second,wall_seconds,worker,adapter,message\n");
   EXPECT_EQ(ResultsCsv::MetricsHeader(), "job_id,step,split,metric,value\n");
   EXPECT_EQ(csv.results_path(), "/out/results.csv");
   EXPECT_EQ(csv.metrics_path(), "/out/metrics.csv");
@@ -67,7 +67,7 @@ TEST(ResultsCsvTest, HeaderNamesParametersAndMetric) {
 TEST(ResultsCsvTest, RowQuotesAndFormats) {
   ResultsCsv csv("/out", "accuracy", {"learning_rate", "init"});
   EXPECT_EQ(csv.ResultsLine(SucceededRow()),
-            "a1e4856156e715fe,0.3,\"text, \"\"quoted\"\"\",7,succeeded,1,0.75,0.8125,100,0.6666666667,0.5,150,"
+            "a1e4856156e715fe,0.3,\"text, \"\"quoted\"\"\",7,succeeded,1,0.75,0.8125,100,0.6666666667,0.5,150,,"
             "1234.5,12.25,w1-host,adapters/a1e4856156e715fe,\n");
 }
 
@@ -78,7 +78,7 @@ TEST(ResultsCsvTest, MissingValuesAreEmpty) {
   row.status = "cancelled";
   row.attempts = 0;
   row.message = "cancelled by user";
-  EXPECT_EQ(csv.ResultsLine(row), "j1,0,cancelled,0,,,,,,,,,,,cancelled by user\n");
+  EXPECT_EQ(csv.ResultsLine(row), "j1,0,cancelled,0,,,,,,,,,,,,cancelled by user\n");
 }
 
 TEST(ResultsCsvTest, MetricsAreLongFormat) {

@@ -115,7 +115,7 @@ class SchedulerTest : public ::testing::Test {
 
 constexpr char kResultsHeader[] =
     "job_id,learning_rate,seed,status,attempts,final_dev_accuracy,best_dev_accuracy,best_step,test_accuracy,"
-    "train_loss,steps,tokens_per_second,wall_seconds,worker,adapter,message\n";
+    "train_loss,steps,stopped_at_step,tokens_per_second,wall_seconds,worker,adapter,message\n";
 
 TEST_F(SchedulerTest, SubmitLeaseResultHappyPath) {
   auto scheduler = Open();
@@ -162,7 +162,7 @@ TEST_F(SchedulerTest, SubmitLeaseResultHappyPath) {
   EXPECT_TRUE(ack.accepted) << ack.reason;
 
   EXPECT_EQ(ResultsCsvText("spam"), std::string(kResultsHeader) + job.id +
-                                        ",0.3,1,succeeded,1,0.5,0.75,20,0.625,1.25,30,1000,10,w1-node_1,adapters/" +
+                                        ",0.3,1,succeeded,1,0.5,0.75,20,0.625,1.25,30,,1000,10,w1-node_1,adapters/" +
                                         job.id + ",\n");
   EXPECT_EQ(MetricsCsvText("spam"),
             "job_id,step,split,metric,value\n" + job.id + ",10,train,loss,2.5\n" + job.id + ",20,dev,accuracy,0.75\n");
@@ -262,7 +262,7 @@ TEST_F(SchedulerTest, ExpiredLeaseRequeuesAndRejectsTheLateResult) {
   EXPECT_FALSE(scheduler->ReportResult(w1, RefOf(*lease1), Succeeded(0.9)).accepted);
   const std::string results = ResultsCsvText("s");
   EXPECT_EQ(results,
-            std::string(kResultsHeader) + job.id + ",0.3,1,succeeded,2,0.5,0.6,20,0.625,1.25,30,1000,10,w2,,\n");
+            std::string(kResultsHeader) + job.id + ",0.3,1,succeeded,2,0.5,0.6,20,0.625,1.25,30,,1000,10,w2,,\n");
 }
 
 TEST_F(SchedulerTest, LeaseExpiriesUpToMaxAttemptsFailTheJob) {
@@ -284,7 +284,7 @@ TEST_F(SchedulerTest, LeaseExpiriesUpToMaxAttemptsFailTheJob) {
             "lease expired on worker w1 (no heartbeat for 60s), attempt 2; failed after 2 failed attempts "
             "(max_attempts 2)");
   EXPECT_EQ(ResultsCsvText("s"), std::string(kResultsHeader) +
-                                     "j1,0,0,failed,2,,,,,,,,,w1,,\"lease expired on worker w1 (no heartbeat for "
+                                     "j1,0,0,failed,2,,,,,,,,,,w1,,\"lease expired on worker w1 (no heartbeat for "
                                      "60s), attempt 2; failed after 2 failed attempts (max_attempts 2)\"\n");
 }
 
@@ -338,7 +338,7 @@ TEST_F(SchedulerTest, DivergedAndCancelledOutcomesFinish) {
   EXPECT_FALSE(status.best_dev);  // only succeeded jobs count
   EXPECT_FALSE(fs::exists(OutputDir("s") + "/adapters/d"));
   const std::string before = ResultsCsvText("s");
-  EXPECT_TRUE(HasText(before, "d,0,0,diverged,1,0.5,0.5,20,0.625,nan,30,1000,10,w1,,loss is NaN at step 3\n"));
+  EXPECT_TRUE(HasText(before, "d,0,0,diverged,1,0.5,0.5,20,0.625,nan,30,,1000,10,w1,,loss is NaN at step 3\n"));
   // The NaN went through SQLite as NULL: the rebuilt file still says nan.
   scheduler.reset();
   scheduler = Open();
@@ -421,6 +421,56 @@ TEST_F(SchedulerTest, PrefersJobsOfARunningPackOverLoadedModels) {
   EXPECT_EQ(scheduler->Lease(worker, {}, packs)->job_id, oldest.id);
 }
 
+// Early termination through SQLite: a stop decided and committed, then the
+// coordinator gone before any heartbeat; the reopened one delivers it, and
+// the stopped result lands in results.csv as such.
+TEST_F(SchedulerTest, AStopDecisionSurvivesACoordinatorLostBeforeItsDelivery) {
+  auto job = [](const std::string& lr) {
+    SweepSubmission::Job j = TrainJob(lr, 0);
+    j.settings.push_back({"max_steps", "300"});
+    j.settings.push_back({"eval_every", "50"});
+    j.id = JobId(JobSettings{j.settings, j.verbalizer});
+    return j;
+  };
+  SweepSubmission sweep = Sweep("et", {job("0.3"), job("3.0")});
+  sweep.early_terminate.type = EarlyTerminationType::kHyperband;
+  sweep.early_terminate.min_iter = 1;
+  JobProgress progress;
+  progress.step = 50;
+  progress.max_steps = 300;
+  std::string worker;
+  std::optional<JobSpec> bad;
+  {
+    auto scheduler = Open();
+    scheduler->Submit(sweep);
+    worker = scheduler->RegisterWorker({});
+    auto good = scheduler->Lease(worker, {});
+    progress.dev_metric = progress.best_metric = 0.8;
+    ASSERT_TRUE(scheduler->Progress(worker, RefOf(*good), progress).accepted);
+    ASSERT_TRUE(scheduler->ReportResult(worker, RefOf(*good), Succeeded(0.8)).accepted);
+    bad = scheduler->Lease(worker, {});
+    progress.dev_metric = progress.best_metric = 0.4;
+    ASSERT_TRUE(scheduler->Progress(worker, RefOf(*bad), progress).accepted);
+  }  // no heartbeat came: the decision is only in the database
+  auto scheduler = Open();
+  std::vector<StopOrder> stop;
+  EXPECT_TRUE(scheduler->Heartbeat(worker, {RefOf(*bad)}, &stop).empty());
+  ASSERT_EQ(stop.size(), 1u);
+  EXPECT_EQ(stop[0].reason, "rung 1 (50 steps): dev accuracy 0.4 not in top 1/3 of 2 (cutoff 0.8)");
+  JobOutcome stopped = Succeeded(0.4);
+  stopped.state = JobState::kStopped;
+  stopped.steps = 51;
+  stopped.files = {{"adapter_model.safetensors", "x"}};
+  ASSERT_TRUE(scheduler->ReportResult(worker, RefOf(*bad), stopped).accepted);
+  const SweepStatus status = scheduler->Status("et");
+  EXPECT_EQ(status.stopped, 1);
+  EXPECT_EQ(status.steps_saved, 300 - 51);
+  EXPECT_TRUE(HasText(ResultsCsvText("et"), ",stopped,1,0.5,0.4,20,0.625,1.25,51,51,1000,10,w1,adapters/" + bad->job_id +
+                                                ",rung 1 (50 steps): dev accuracy 0.4 not in top 1/3 of 2 (cutoff 0.8); "
+                                                "stopped at step 51\n"))
+      << ResultsCsvText("et");
+}
+
 TEST_F(SchedulerTest, ReopenKeepsStateAndHoldersCanStillReport) {
   const auto a = TrainJob("0.1", 0), b = TrainJob("0.2", 0), c = TrainJob("0.3", 0);
   std::string worker;
@@ -459,8 +509,8 @@ TEST_F(SchedulerTest, ReopenKeepsStateAndHoldersCanStillReport) {
   EXPECT_EQ(scheduler->RegisterWorker({}), "w2");
 
   const std::string results = ResultsCsvText("s");
-  EXPECT_EQ(results, std::string(kResultsHeader) + a.id + ",0.1,0,succeeded,1,0.5,0.5,20,0.625,1.25,30,1000,10,w1,,\n" +
-                         b.id + ",0.2,0,succeeded,1,0.5,0.7,20,0.625,1.25,30,1000,10,w1,,\n");
+  EXPECT_EQ(results, std::string(kResultsHeader) + a.id + ",0.1,0,succeeded,1,0.5,0.5,20,0.625,1.25,30,,1000,10,w1,,\n" +
+                         b.id + ",0.2,0,succeeded,1,0.5,0.7,20,0.625,1.25,30,,1000,10,w1,,\n");
   const std::string metrics = MetricsCsvText("s");
 
   // A crash in the middle of an append leaves half a row; reopening rebuilds.
@@ -505,10 +555,10 @@ TEST_F(SchedulerTest, CancelFinishesUnfinishedJobs) {
   EXPECT_TRUE(status.done);
   EXPECT_EQ(status.jobs[1].message, "cancelled by user");
   EXPECT_EQ(ResultsCsvText("s"), std::string(kResultsHeader) +
-                                     "a,0,0,succeeded,1,0.5,0.5,20,0.625,1.25,30,1000,10,w1,,\n"
-                                     "c,0,0,cancelled,0,,,,,,,,,,,cancelled by user\n"
-                                     "b,0,0,cancelled,1,,,,,,,,,w1,,cancelled by user\n"
-                                     "d,0,0,cancelled,0,,,,,,,,,,,cancelled by user\n");
+                                     "a,0,0,succeeded,1,0.5,0.5,20,0.625,1.25,30,,1000,10,w1,,\n"
+                                     "c,0,0,cancelled,0,,,,,,,,,,,,cancelled by user\n"
+                                     "b,0,0,cancelled,1,,,,,,,,,,w1,,cancelled by user\n"
+                                     "d,0,0,cancelled,0,,,,,,,,,,,,cancelled by user\n");
 }
 
 TEST_F(SchedulerTest, StatusCountsBestAndEta) {
@@ -631,9 +681,38 @@ TEST_F(SchedulerTest, UnusableDatabaseIsAnErrorNamingTheFile) {
   Open().reset();
   {
     SqliteDb raw(db);
-    raw.Exec("UPDATE meta SET value = 2 WHERE key = 'schema_version'");
+    raw.Exec("UPDATE meta SET value = 3 WHERE key = 'schema_version'");
   }
-  EXPECT_TRUE(HasText(ErrorOf([&] { Open(); }), "state schema version 2, but this promptsweep reads version 1"));
+  EXPECT_TRUE(HasText(ErrorOf([&] { Open(); }), "state schema version 3, but this promptsweep reads version 2"));
+}
+
+// A state written before early termination (schema version 1) opens, gains
+// the new columns and table, and keeps its sweeps, jobs and results.
+TEST_F(SchedulerTest, AVersionOneStateIsMigrated) {
+  const std::string db = state_dir() + "/promptsweep.db";
+  std::string worker;
+  {
+    auto scheduler = Open();
+    scheduler->Submit(Sweep("s", {SleepJob("j1"), SleepJob("j2")}));
+    worker = scheduler->RegisterWorker({});
+    auto lease = scheduler->Lease(worker, {});
+    ASSERT_TRUE(scheduler->ReportResult(worker, RefOf(*lease), Succeeded(0.5)).accepted);
+  }
+  {
+    SqliteDb raw(db);  // what version 1 had
+    raw.Exec("ALTER TABLE sweeps DROP COLUMN early_terminate; ALTER TABLE jobs DROP COLUMN stop_reason; "
+             "ALTER TABLE jobs DROP COLUMN stop_step; ALTER TABLE jobs DROP COLUMN stop_attempt; DROP TABLE rungs; "
+             "UPDATE meta SET value = 1 WHERE key = 'schema_version'");
+  }
+  auto scheduler = Open();
+  const SweepStatus status = scheduler->Status("s");
+  EXPECT_EQ(status.succeeded, 1);
+  EXPECT_EQ(status.pending, 1);
+  EXPECT_TRUE(scheduler->Lease(worker, {}));
+  scheduler.reset();
+  SqliteDb raw(db);
+  EXPECT_EQ(raw.QueryInt("SELECT value FROM meta WHERE key = 'schema_version'"), 2);
+  EXPECT_EQ(raw.QueryInt("SELECT count(*) FROM rungs"), 0);
 }
 
 TEST_F(SchedulerTest, DamagedRowsAreAnErrorNamingTheFileNotACheck) {

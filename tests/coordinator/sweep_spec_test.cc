@@ -23,13 +23,13 @@ using test::HasText;
 // A stand-in for the trainer's options: the same kinds of names, defaults and checks.
 SweepSchema FakeSchema() {
   SweepSchema schema;
-  schema.trainer_options = {"num_virtual_tokens", "init",      "init_text", "learning_rate", "weight_decay",
-                            "max_steps",          "batch_size", "eval_every", "seed"};
+  schema.trainer_options = {"num_virtual_tokens", "init",       "init_text",  "learning_rate", "weight_decay",
+                            "max_steps",          "batch_size", "eval_every", "eval_metric",   "seed"};
   schema.defaults = {{"device", "cpu"},          {"dtype", "float32"},        {"task", "classification"},
                      {"template", ""},           {"max_length", "256"},       {"num_virtual_tokens", "20"},
                      {"init", "SAMPLE_VOCAB"},   {"init_text", ""},           {"learning_rate", "0.3"},
                      {"weight_decay", "1e-05"},  {"max_steps", "1000"},       {"batch_size", "8"},
-                     {"eval_every", "100"},      {"seed", "42"}};
+                     {"eval_every", "100"},      {"eval_metric", "auto"},     {"seed", "42"}};
   schema.check_value = [](const std::string& name, const std::string& value) {
     if (name == "num_virtual_tokens" && std::stoll(value) < 1) {
       throw Error(StrCat("num_virtual_tokens must be >= 1, got ", value));
@@ -39,6 +39,9 @@ SweepSchema FakeSchema() {
       throw Error(StrCat("unknown init '", value, "'"));
     }
     if (name == "dtype" && value != "float32" && value != "bfloat16") throw Error("unsupported dtype");
+    if (name == "eval_metric" && value != "auto" && value != "loss" && value != "accuracy" && value != "exact_match") {
+      throw Error(StrCat("unknown eval metric '", value, "'"));
+    }
   };
   schema.check_job = [](const JobSettings& settings) {
     std::map<std::string, std::string> values(settings.values.begin(), settings.values.end());
@@ -100,6 +103,12 @@ class SweepSpecTest : public ::testing::Test {
     const std::size_t at = yaml.find(from);
     EXPECT_NE(at, std::string::npos) << from;
     return at == std::string::npos ? yaml : yaml.replace(at, from.size(), to);
+  }
+  // kExample evaluating every 50 of its 150 steps (3 dev evaluations) with
+  // `early_terminate: SPEC` on line 4 (the lines below move down by one).
+  static std::string EarlyTerminate(const std::string& spec) {
+    std::string yaml = Example("  batch_size: 8", "  batch_size: 8\n  eval_every: 50");
+    return yaml.insert(yaml.find("seeds:"), "early_terminate: " + spec + "\n");
   }
   std::string SweepPath() const { return dir_.File("sweeps/s.yaml"); }
   std::string Abs(const std::string& relative) const {
@@ -469,6 +478,192 @@ TEST_F(SweepSpecTest, NamesThatAreNotOneDirectoryAreRefused) {
   test::WriteFileBytes(dir_.File("data/spam/task.yaml"), "task: generation\ntrain: train.jsonl\n");
   EXPECT_TRUE(HasText(ErrorFor(kExample), "s.yaml:3:16: metric accuracy is not measured for a generation task"));
   EXPECT_TRUE(HasText(ErrorFor("name: x\nmodel: [1\n"), "s.yaml:3:1: invalid YAML"));  // invalid YAML keeps its position
+}
+
+
+// --- early_terminate: sweep-level, checked against every job. ---
+
+TEST_F(SweepSpecTest, EarlyTerminateIsOffWithoutTheKey) {
+  EXPECT_FALSE(Read(kExample).early_terminate.enabled());
+}
+
+TEST_F(SweepSpecTest, EarlyTerminateHyperbandTakesWandbsKeysAndDefaults) {
+  const EarlyTermination min_iter = Read(EarlyTerminate("{type: hyperband, min_iter: 1}")).early_terminate;
+  EXPECT_EQ(min_iter.type, EarlyTerminationType::kHyperband);
+  EXPECT_EQ(min_iter.min_iter, 1);
+  EXPECT_EQ(min_iter.eta, 3.0);
+  EXPECT_TRUE(min_iter.strict);
+  EXPECT_EQ(RungIterations(min_iter, 3), (std::vector<int64_t>{1, 3}));
+  // max_iter + s, as a block mapping; a max_iter beyond the 3 evaluations only loses the top rung (9).
+  const EarlyTermination max_iter =
+      Read(EarlyTerminate("\n  type: hyperband\n  max_iter: 27\n  s: 3\n  eta: 3\n  strict: false")).early_terminate;
+  EXPECT_EQ(max_iter.max_iter, 27);
+  EXPECT_EQ(max_iter.s, 3);
+  EXPECT_EQ(max_iter.min_iter, 0);
+  EXPECT_FALSE(max_iter.strict);
+  EXPECT_EQ(Read(EarlyTerminate("{type: hyperband, min_iter: 1, eta: 2.5, strict: true}")).early_terminate.eta, 2.5);
+}
+
+TEST_F(SweepSpecTest, EarlyTerminateAshaTakesRaysKeysAndDefaults) {
+  // max_t 100 is far beyond the 3 evaluations: fine, the jobs just end first.
+  const EarlyTermination defaults = Read(EarlyTerminate("{type: asha}")).early_terminate;
+  EXPECT_EQ(defaults, DefaultEarlyTermination(EarlyTerminationType::kAsha));
+  EXPECT_EQ(defaults.grace_period, 1);
+  EXPECT_EQ(defaults.eta, 4.0);
+  EXPECT_EQ(defaults.max_t, 100);
+  EXPECT_EQ(defaults.brackets, 1);
+  const EarlyTermination given =
+      Read(EarlyTerminate("{type: asha, grace_period: 2, reduction_factor: 3, max_t: 50, brackets: 2}"))
+          .early_terminate;
+  EXPECT_EQ(given.grace_period, 2);
+  EXPECT_EQ(given.eta, 3.0);  // reduction_factor
+  EXPECT_EQ(given.max_t, 50);
+  EXPECT_EQ(given.brackets, 2);
+}
+
+TEST_F(SweepSpecTest, EarlyTerminateMedianTakesItsKeysAndDefaults) {
+  const EarlyTermination defaults = Read(EarlyTerminate("{type: median}")).early_terminate;
+  EXPECT_EQ(defaults.type, EarlyTerminationType::kMedian);
+  EXPECT_EQ(defaults.warmup_evals, 0);
+  EXPECT_EQ(defaults.min_jobs, 3);
+  const EarlyTermination given = Read(EarlyTerminate("{type: median, warmup_evals: 2, min_jobs: 5}")).early_terminate;
+  EXPECT_EQ(given.warmup_evals, 2);
+  EXPECT_EQ(given.min_jobs, 5);
+}
+
+TEST_F(SweepSpecTest, EarlyTerminateLeavesTheJobIdsAlone) {
+  const Sweep plain = Read(Example("  batch_size: 8", "  batch_size: 8\n  eval_every: 50"));
+  for (const std::string spec : {"{type: hyperband, min_iter: 1}", "{type: asha, brackets: 2}", "{type: median}"}) {
+    SCOPED_TRACE(spec);
+    const Sweep early = Read(EarlyTerminate(spec));
+    ASSERT_EQ(early.jobs.size(), plain.jobs.size());
+    for (std::size_t i = 0; i < plain.jobs.size(); ++i) {
+      EXPECT_EQ(early.jobs[i].id, plain.jobs[i].id);
+      EXPECT_EQ(early.jobs[i].settings.values, plain.jobs[i].settings.values);
+    }
+    EXPECT_EQ(SweepSummary(early), SweepSummary(plain));
+  }
+}
+
+TEST_F(SweepSpecTest, EarlyTerminateTypeAndKeyErrorsNameTheirPlace) {
+  EXPECT_TRUE(HasText(ErrorFor(Example("seeds:", "early_terminat: {type: median}\nseeds:")),
+                      "s.yaml:4:1: unknown key 'early_terminat' in the sweep; did you mean 'early_terminate'?"));
+  EXPECT_TRUE(HasText(ErrorFor(EarlyTerminate("hyperband")),
+                      "s.yaml:4:18: early_terminate: expected a mapping, got 'hyperband'"));
+  EXPECT_TRUE(HasText(ErrorFor(EarlyTerminate("{min_iter: 1}")),
+                      "s.yaml:4:1: early_terminate needs type: hyperband, asha or median"));
+  EXPECT_TRUE(HasText(ErrorFor(EarlyTerminate("{type: hyperbnd, min_iter: 1}")),
+                      "s.yaml:4:25: unknown early_terminate type 'hyperbnd' (hyperband, asha or median); did you "
+                      "mean 'hyperband'?"));
+  EXPECT_TRUE(HasText(ErrorFor(EarlyTerminate("{type: [asha]}")),
+                      "s.yaml:4:25: early_terminate.type: expected a single value, got a list"));
+  EXPECT_TRUE(HasText(ErrorFor(EarlyTerminate("{type: hyperband, min_iters: 1}")),
+                      "s.yaml:4:36: unknown key 'min_iters' in early_terminate; did you mean 'min_iter'?"));
+  // Another type's keys are unknown here, and say whose they are.
+  EXPECT_TRUE(HasText(ErrorFor(EarlyTerminate("{type: hyperband, min_iter: 1, grace_period: 2}")),
+                      "s.yaml:4:49: unknown key 'grace_period' in early_terminate: grace_period is for type asha, "
+                      "not hyperband; known: type, min_iter, max_iter, s, eta, strict"));
+  EXPECT_TRUE(HasText(ErrorFor(EarlyTerminate("{type: asha, eta: 3}")),
+                      "s.yaml:4:31: unknown key 'eta' in early_terminate: eta is for type hyperband, not asha; known: "
+                      "type, grace_period, reduction_factor, max_t, brackets"));
+  EXPECT_TRUE(HasText(ErrorFor(EarlyTerminate("{type: median, min_jobs: 2, min_jobs: 3}")),
+                      "s.yaml:4:46: duplicate key 'min_jobs' in early_terminate"));
+}
+
+TEST_F(SweepSpecTest, EarlyTerminateValuesAreCheckedWhereTheyAre) {
+  EXPECT_TRUE(HasText(ErrorFor(EarlyTerminate("{type: hyperband, min_iter: -1}")),
+                      "s.yaml:4:46: early_terminate.min_iter: expected a non-negative integer, got '-1'"));
+  EXPECT_TRUE(HasText(ErrorFor(EarlyTerminate("{type: asha, max_t: 2.5}")),
+                      "s.yaml:4:38: early_terminate.max_t: expected a non-negative integer, got '2.5'"));
+  EXPECT_TRUE(HasText(ErrorFor(EarlyTerminate("{type: hyperband, min_iter: 1, eta: fast}")),
+                      "s.yaml:4:54: early_terminate.eta: expected a number, got 'fast'"));
+  EXPECT_TRUE(HasText(ErrorFor(EarlyTerminate("{type: hyperband, min_iter: 1, strict: maybe}")),
+                      "s.yaml:4:57: early_terminate.strict: expected true or false, got 'maybe'"));
+  // ValidateEarlyTermination's rules, at the early_terminate key.
+  EXPECT_TRUE(HasText(ErrorFor(EarlyTerminate("{type: hyperband}")),
+                      "s.yaml:4:1: early_terminate.min_iter: hyperband needs min_iter >= 1, or max_iter >= 1 and "
+                      "s >= 1"));
+  EXPECT_TRUE(HasText(ErrorFor(EarlyTerminate("{type: hyperband, min_iter: 1, max_iter: 27, s: 3}")),
+                      "s.yaml:4:1: early_terminate.min_iter: give min_iter, or max_iter and s, not both"));
+  EXPECT_TRUE(HasText(ErrorFor(EarlyTerminate("{type: hyperband, min_iter: 1, eta: 1}")),
+                      "s.yaml:4:1: early_terminate.eta must be > 1, got 1"));
+  EXPECT_TRUE(HasText(ErrorFor(EarlyTerminate("{type: asha, reduction_factor: 0.5}")),
+                      "s.yaml:4:1: early_terminate.reduction_factor must be > 1, got 0.5"));
+  EXPECT_TRUE(HasText(ErrorFor(EarlyTerminate("{type: asha, brackets: 5}")),
+                      "s.yaml:4:1: early_terminate.brackets: 5 brackets but only 4 rungs between grace_period and "
+                      "max_t; use at most 4"));
+  EXPECT_TRUE(HasText(ErrorFor(EarlyTerminate("{type: asha, grace_period: 0}")),
+                      "s.yaml:4:1: early_terminate.grace_period must be >= 1, got 0"));
+  EXPECT_TRUE(HasText(ErrorFor(EarlyTerminate("{type: median, min_jobs: 0}")),
+                      "s.yaml:4:1: early_terminate.min_jobs must be >= 1, got 0"));
+}
+
+TEST_F(SweepSpecTest, EarlyTerminateNeedsARungWithinEveryJobsEvaluations) {
+  const std::string job = Read(EarlyTerminate("{type: median}")).jobs[0].id;
+  const std::string of_job = "the 3 dev evaluations of job " + job + " (max_steps 150 / eval_every 50)";
+  EXPECT_TRUE(HasText(ErrorFor(EarlyTerminate("{type: hyperband, min_iter: 8}")),
+                      "s.yaml:4:1: early_terminate.min_iter 8 is beyond " + of_job +
+                          "; lower min_iter or raise max_steps"));
+  EXPECT_NO_THROW(Read(EarlyTerminate("{type: hyperband, min_iter: 3}")));
+  // max_iter: top rungs past the evaluations are fine, but not every rung.
+  EXPECT_NO_THROW(Read(EarlyTerminate("{type: hyperband, max_iter: 27, s: 3}")));  // rungs 1, 3 (9 lost)
+  EXPECT_TRUE(HasText(ErrorFor(EarlyTerminate("{type: hyperband, max_iter: 81, s: 1}")),
+                      "s.yaml:4:1: early_terminate: the first hyperband rung, evaluation 27 (max_iter 81 / eta 3^s, "
+                      "s 1), is beyond " + of_job + "; lower max_iter, raise s or raise max_steps"));
+  EXPECT_TRUE(HasText(ErrorFor(EarlyTerminate("{type: asha, grace_period: 4}")),
+                      "s.yaml:4:1: early_terminate.grace_period 4 is beyond " + of_job +
+                          "; lower grace_period or raise max_steps"));
+  EXPECT_TRUE(HasText(ErrorFor(EarlyTerminate("{type: median, warmup_evals: 3}")),
+                      "s.yaml:4:1: early_terminate.warmup_evals 3 leaves no evaluation of " + of_job +
+                          " to decide on; lower warmup_evals or raise max_steps"));
+  EXPECT_NO_THROW(Read(EarlyTerminate("{type: median, warmup_evals: 2}")));
+  // Per job: the one with too few steps is named.
+  std::string swept = EarlyTerminate("{type: hyperband, min_iter: 1}");
+  swept.erase(swept.find("  max_steps: 150\n"), 17);
+  swept += "  max_steps: {values: [150, 40]}\n";
+  const std::string error = ErrorFor(swept);
+  EXPECT_TRUE(HasText(error, "s.yaml:4:1: early_terminate.min_iter 1 is beyond the 0 dev evaluations of job "));
+  EXPECT_TRUE(HasText(error, " (max_steps 40 / eval_every 50); lower min_iter or raise max_steps"));
+}
+
+TEST_F(SweepSpecTest, EarlyTerminateNeedsDevEvaluationsDuringTraining) {
+  std::string at_end = EarlyTerminate("{type: median}");
+  at_end.replace(at_end.find("eval_every: 50"), 14, "eval_every: 0");
+  const std::string job = Read(Example("  batch_size: 8", "  batch_size: 8\n  eval_every: 0")).jobs[0].id;
+  EXPECT_TRUE(HasText(ErrorFor(at_end), "s.yaml:4:1: early_terminate decides on dev evaluations during training, but "
+                                        "job " + job + " has eval_every 0 (one evaluation, at the end); set train: "
+                                        "{eval_every: N}"));
+  test::WriteFileBytes(dir_.File("data/spam/task.yaml"),
+                       "task: classification\nverbalizer:\n  spam: \" spam\"\n  ham: \" ham\"\ntrain: train.jsonl\n");
+  const std::string no_dev = ErrorFor(EarlyTerminate("{type: median}"));
+  EXPECT_TRUE(HasText(no_dev, "s.yaml:4:1: early_terminate decides on dev evaluations, but job "));
+  EXPECT_TRUE(HasText(no_dev, " has no dev set; give task: {dev: DEV.jsonl} (or dev: in the task file)"));
+}
+
+TEST_F(SweepSpecTest, EarlyTerminateDecidesOnTheMetricTheJobsReport) {
+  const std::string job = Read(EarlyTerminate("{type: median}")).jobs[0].id;
+  std::string loss = EarlyTerminate("{type: median}");
+  loss.replace(loss.find("metric: {name: accuracy, goal: maximize}"), 40, "metric: {name: loss}");
+  EXPECT_TRUE(HasText(ErrorFor(loss), "s.yaml:4:1: early_terminate decides on the dev metric the jobs report "
+                                      "(eval_metric accuracy for job " + job + "), but the sweep's metric is loss; "
+                                      "set train: {eval_metric: loss} or metric: {name: accuracy}"));
+  // The jobs report loss: fine (and their ids change, as eval_metric is a job setting).
+  std::string both_loss = loss;
+  both_loss.insert(both_loss.find("  eval_every: 50"), "  eval_metric: loss\n");
+  const Sweep sweep = Read(both_loss);
+  EXPECT_EQ(sweep.metric.name, "loss");
+  EXPECT_EQ(sweep.metric.goal, MetricGoal::kMinimize);
+  // An explicit eval_metric other than the sweep's metric.
+  std::string explicit_loss = EarlyTerminate("{type: median}");
+  explicit_loss.insert(explicit_loss.find("  eval_every: 50"), "  eval_metric: loss\n");
+  EXPECT_TRUE(HasText(ErrorFor(explicit_loss), "(eval_metric loss for job "));
+  EXPECT_TRUE(HasText(ErrorFor(explicit_loss),
+                      "the sweep's metric is accuracy; set train: {eval_metric: accuracy} or metric: {name: loss}"));
+  // auto is exact_match for a generation task.
+  test::WriteFileBytes(dir_.File("data/spam/task.yaml"), "task: generation\ntrain: train.jsonl\ndev: dev.jsonl\n");
+  std::string generation = EarlyTerminate("{type: median}");
+  generation.replace(generation.find("metric: {name: accuracy, goal: maximize}"), 40, "metric: {name: exact_match}");
+  EXPECT_EQ(Read(generation).metric.name, "exact_match");
 }
 
 }  // namespace

@@ -171,6 +171,42 @@ TEST_F(TrainPackTest, ADivergingJobLeavesItsPackMatesUntouched) {
   ExpectSameRun(*healthy_result, alone, 1e-8);
 }
 
+// Early termination in a pack: the terminated job leaves at once as stopped
+// (its slot frees), its mate trains on exactly as alone.
+TEST_F(TrainPackTest, ATerminatedJobLeavesThePackAtOnceAsStopped) {
+  std::vector<TrainerConfig> jobs = Jobs();
+  jobs.resize(2);
+  LocalCollective alone_local;
+  const TrainResult alone = Trainer(jobs[0], alone_local)->Run();
+
+  std::vector<LocalCollective> locals(2);
+  auto mate = Trainer(jobs[0], locals[0]);
+  auto terminated = Trainer(jobs[1], locals[1]);
+  std::atomic<bool> terminate{false};
+  RunHooks hooks;
+  hooks.terminate = &terminate;
+  hooks.progress = [&](const TrainProgress& progress) {
+    if (progress.step == 10) terminate = true;
+  };
+  TrainPack pack(model_);
+  const int64_t mate_slot = pack.Add(mate.get(), {});
+  pack.Add(terminated.get(), hooks);
+  std::optional<TrainResult> mate_result;
+  std::optional<TrainResult> stopped_result;
+  int64_t steps_after_stop = 0;
+  while (!pack.empty()) {
+    for (TrainPack::Finished& done : pack.Step()) {
+      (done.slot == mate_slot ? mate_result : stopped_result) = std::move(done.result);
+    }
+    if (stopped_result && !mate_result) ++steps_after_stop;
+  }
+  ASSERT_TRUE(stopped_result && mate_result);
+  EXPECT_EQ(stopped_result->status, TrainStatus::kStopped) << stopped_result->message;
+  EXPECT_EQ(stopped_result->steps, 10);
+  EXPECT_GT(steps_after_stop, 0) << "the mate trained on alone";
+  ExpectSameRun(*mate_result, alone, 1e-8);
+}
+
 TEST_F(TrainPackTest, AJobStoppedInAPackResumesAloneToTheSamePrompt) {
   const TrainerConfig config = Jobs()[1];
   LocalCollective uninterrupted_local;

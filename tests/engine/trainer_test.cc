@@ -299,6 +299,65 @@ TEST_F(TrainerTest, StopFlagCancelsBeforeTheNextStep) {
   EXPECT_EQ(result.steps, 0);
 }
 
+// Early termination: the run ends at the step after the request as
+// stopped, with the best prompt so far, its test evaluation and the same
+// prompts as an uninterrupted run up to that step; in a group of ranks the
+// request on rank 0 alone stops every rank.
+TEST_F(TrainerTest, TerminateEndsAsStoppedWithTheBestPromptAndATestEvaluation) {
+  TrainerConfig config = SmallConfig();
+  config.max_steps = 20;
+  config.eval_every = 2;
+  LocalCollective local;
+  PromptTrainer full(model_, *tokenizer_, config, TrainerData{train_, dev_, test_}, local);
+  RunHooks full_hooks;
+  std::vector<torch::Tensor> prompts;
+  full_hooks.progress = [&](const TrainProgress&) { prompts.push_back(full.prompt().detach().clone()); };
+  ASSERT_EQ(full.Run(full_hooks).status, TrainStatus::kSucceeded);
+
+  PromptTrainer trainer(model_, *tokenizer_, config, TrainerData{train_, dev_, test_}, local);
+  std::atomic<bool> terminate{false};
+  std::atomic<bool> stop{false};
+  RunHooks hooks;
+  hooks.terminate = &terminate;
+  hooks.stop = &stop;
+  hooks.progress = [&](const TrainProgress& p) {
+    if (p.step == 6) terminate = true;
+    if (p.step == 6) stop = true;  // a preemption at the same time: termination wins
+  };
+  const TrainResult result = trainer.Run(hooks);
+  ASSERT_EQ(result.status, TrainStatus::kStopped) << result.message;
+  EXPECT_EQ(TrainStatusName(result.status), "stopped");
+  EXPECT_EQ(result.steps, 6);
+  EXPECT_TRUE(torch::equal(result.final_prompt, prompts[5])) << "the same run up to the stop";
+  ASSERT_TRUE(result.best_dev && result.test);
+  EXPECT_LE(result.best_step, 6);
+  const EvalResult again = EvaluatePrompt(*model_, *tokenizer_, result.best_prompt, *test_, trainer.DevOptions(), local);
+  EXPECT_NEAR(again.loss, result.test->loss, 1e-6) << "test is the best prompt's";
+
+  InProcessGroup group(2);
+  std::vector<TrainResult> results(2);
+  std::vector<std::thread> threads;
+  std::atomic<bool> rank0_terminate{false};
+  for (int rank = 0; rank < 2; ++rank) {
+    threads.emplace_back([&, rank] {
+      PromptTrainer ranked(model_, *tokenizer_, config, TrainerData{train_, dev_, test_}, group.Rank(rank));
+      RunHooks rank_hooks;
+      if (rank == 0) {
+        rank_hooks.terminate = &rank0_terminate;
+        rank_hooks.progress = [&](const TrainProgress& p) {
+          if (p.step == 4) rank0_terminate = true;
+        };
+      }
+      results[static_cast<std::size_t>(rank)] = ranked.Run(rank_hooks);
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (const TrainResult& ranked : results) {
+    EXPECT_EQ(ranked.status, TrainStatus::kStopped) << ranked.message;
+    EXPECT_EQ(ranked.steps, 4);
+  }
+}
+
 TEST_F(TrainerTest, EarlyStoppingKeepsTheBestPrompt) {
   TrainerConfig config = SmallConfig();
   config.learning_rate = 2.0;  // overshoots, so the dev loss stops improving
