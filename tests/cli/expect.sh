@@ -61,6 +61,20 @@ parameters:
 EOF
 }
 
+# start_coordinator LEASE_TIMEOUT [PORT]: a coordinator on the state dir $state
+# (token from PROMPTSWEEP_TOKEN, log appended to $tmp/coordinator.log); its pid
+# in $coord and in the caller's pids array, its address in PROMPTSWEEP_COORDINATOR.
+start_coordinator() {
+  rm -f "$tmp/port"
+  "$bin" coordinator --listen "127.0.0.1:${2:-0}" --state-dir "$state" --lease-timeout "$1" --port-file "$tmp/port" \
+    >>"$tmp/coordinator.log" 2>&1 &
+  coord=$!
+  pids+=("$coord")
+  wait_until 20 test -s "$tmp/port" || echo "coordinator did not start: $(cat "$tmp/coordinator.log")"
+  port=$(cat "$tmp/port")
+  export PROMPTSWEEP_COORDINATOR=127.0.0.1:$port
+}
+
 # Prints the closing line ctest shows and exits non-zero on any failure.
 finish() {
   echo "$pass passed, $failures failed"

@@ -18,8 +18,11 @@ trap cleanup EXIT
 
 has_rows() { [ -f "$1" ] && [ "$(rows "$1")" -ge "$2" ]; }  # CSV N
 # same_results A_DIR B_DIR: the same jobs in both results.csv, each succeeded with an
-# equal best dev metric; train loss, every metrics.csv value and the adapter's prompt
-# within 1e-4 (packed training equals lone training up to float rounding).
+# equal best dev metric; train loss and every metrics.csv value within 1e-4, the
+# adapter's prompt within 5e-3 (packed training equals lone training up to float
+# rounding; AdamW turns a rounding-level difference in a near-zero gradient into an
+# lr-sized step of that one element, so the prompt's tolerance depends on the CPU's
+# kernels: 1e-4 held on one VM, up to ~1e-3 on an AMD EPYC one).
 same_results() { python3 - "$1" "$2" <<'EOF'
 import csv, json, struct, sys
 a_dir, b_dir = sys.argv[1:3]
@@ -41,7 +44,9 @@ for job in a:
     assert ra[metric] == rb[metric], (job, metric, ra[metric], rb[metric])
     assert abs(float(ra['train_loss']) - float(rb['train_loss'])) <= 1e-4, (job, ra['train_loss'], rb['train_loss'])
     pa, pb = prompt(a_dir, job), prompt(b_dir, job)
-    assert len(pa) == len(pb) and max(abs(x - y) for x, y in zip(pa, pb)) <= 1e-4, (job, 'prompts differ')
+    diff = max(abs(x - y) for x, y in zip(pa, pb)) if len(pa) == len(pb) else float('inf')
+    assert diff <= 5e-3, (job, 'prompts differ', diff)
+    print(f'    {job}: prompts within {diff:.2e}', file=sys.stderr)
 ma, mb = metrics(a_dir), metrics(b_dir)
 assert ma.keys() == mb.keys(), ma.keys() ^ mb.keys()
 bad = [k for k in ma if abs(ma[k] - mb[k]) > 1e-4]
@@ -98,16 +103,6 @@ section coordinator
 # --- a coordinator and worker processes ---------------------------------------
 export PROMPTSWEEP_TOKEN=tok
 state=$tmp/state
-start_coordinator() {  # [PORT]
-  rm -f "$tmp/port"
-  "$bin" coordinator --listen "127.0.0.1:${1:-0}" --state-dir "$state" --lease-timeout 3 --port-file "$tmp/port" \
-    >>"$tmp/coordinator.log" 2>&1 &
-  coord=$!
-  pids+=("$coord")
-  wait_until 20 test -s "$tmp/port" || echo "coordinator did not start: $(cat "$tmp/coordinator.log")"
-  port=$(cat "$tmp/port")
-  export PROMPTSWEEP_COORDINATOR=127.0.0.1:$port
-}
 start_worker() {  # NAME [FLAGS...]: starts a worker; its pid in $worker (not $(...): pids must reach cleanup)
   "$bin" worker --threads 1 "${@:2}" >"$tmp/$1.log" 2>&1 &
   worker=$!
@@ -119,7 +114,7 @@ running_job() {  # SWEEP: id of a running job with steps done
 running_jobs() {  # SWEEP N: ids of the running jobs with steps done; false unless N of them
   "$bin" status "$1" | awk -v n="$2" '$2 == "running" && $4 !~ /^0\// {print $1; k++} END {exit k < n}'
 }
-start_coordinator
+start_coordinator 3
 
 expect no-token 1 "needs a token" -- env PROMPTSWEEP_TOKEN= "$bin" status
 expect wrong-token 1 "wrong token" -- "$bin" status --token nope
@@ -154,7 +149,7 @@ kill -9 "$coord"
 wait "$coord" 2>/dev/null
 finished_before=$(column "$restart_csv" job_id)
 sleep 1
-start_coordinator "$port"
+start_coordinator 3 "$port"
 expect restart-wait 0 "3/3 done \(3 ok\)" -- "$bin" wait restart --timeout 240 --interval 0.5
 check restart-rows test "$(rows "$restart_csv")" -eq 3
 check restart-unique unique_ids "$restart_csv"

@@ -182,7 +182,11 @@ TEST_F(ShippedModelTest, OnePassRankClassificationMatchesPerLabelRowsWithMultiTo
 
 // Multi-job packing in float32 on the real model and task: 4 jobs of a sweep
 // (learning rate x prompt length x init) trained 50 steps in one pack give the
-// best dev metric of each job trained alone, and prompts within 1e-4.
+// best dev metric and step of each job trained alone, and prompts within 2e-3.
+// Packed and lone batches sum in another order, and 50 Adafactor steps at lr
+// 0.3 amplify float32 rounding by a factor that depends on the CPU's kernels:
+// 1e-4 held on one VM, 1.1e-3 was measured on an AMD EPYC one (at the commit
+// before this tolerance too).
 TEST_F(ShippedModelTest, PackedJobsOnSpamEqualTheJobsTrainedAlone) {
   const TaskSpec spec = SpamSpec();
   const TaskData train = LoadTaskData(SourcePath("data/spam/train.jsonl"), spec, *tokenizer_);
@@ -223,7 +227,7 @@ TEST_F(ShippedModelTest, PackedJobsOnSpamEqualTheJobsTrainedAlone) {
     ASSERT_TRUE(packed[i]->best_dev && alone[i].best_dev);
     EXPECT_EQ(packed[i]->best_dev->accuracy, alone[i].best_dev->accuracy);
     EXPECT_EQ(packed[i]->best_step, alone[i].best_step);
-    EXPECT_LE((packed[i]->final_prompt - alone[i].final_prompt).abs().max().item<double>(), 1e-4);
+    EXPECT_LE((packed[i]->final_prompt - alone[i].final_prompt).abs().max().item<double>(), 2e-3);
   }
 }
 
