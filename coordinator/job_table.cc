@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <limits>
 #include <set>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -562,7 +563,7 @@ JobTable::Report JobTable::CheckpointReport(const JobRecord& job, const std::str
   next.checkpoint_step = step;
   next.message = StrCat("preempted on worker ", worker_id, " at step ", step, " (attempt ", next.attempt,
                         "); resumes from its checkpoint");
-  AddChange(report.effects, job, std::move(next));
+  AddChange(report.effects, job, std::move(next), nullptr, kAttemptPreempted);
   return report;
 }
 
@@ -590,7 +591,7 @@ JobTable::Batch JobTable::PlanExpiry() const {
     } else {
       next.state = JobState::kPending;
     }
-    AddChange(batch.effects, *job, std::move(next));
+    AddChange(batch.effects, *job, std::move(next), nullptr, kAttemptExpired);
   }
   batch.count = static_cast<int64_t>(expired.size());
   return batch;
@@ -641,7 +642,34 @@ ResultsBatch& JobTable::BatchFor(Effects& effects, const SweepRecord& sweep) {
 }
 
 void JobTable::AddChange(Effects& effects, const JobRecord& job, JobDurable next,
-                         const std::vector<MetricRow>* metrics) {
+                         const std::vector<MetricRow>* metrics, const char* ended_as) {
+  const JobDurable& before = job.durable();
+  if (next.attempt > before.attempt && IsActive(next.state)) {  // a lease: the attempt starts
+    StoredAttempt& start = effects.writes.attempts.emplace_back();
+    start.sweep = job.sweep->stored.name;
+    start.job_id = job.id();
+    start.attempt = next.attempt;
+    start.worker = next.worker;
+    start.started = WallTime();
+    start.start_step = next.checkpoint_step;
+  } else if (IsActive(before.state) && !IsActive(next.state)) {  // the lease ends
+    StoredAttempt& end = effects.writes.attempts.emplace_back();
+    end.sweep = job.sweep->stored.name;
+    end.job_id = job.id();
+    end.attempt = before.attempt;
+    end.worker = before.worker;
+    end.ended = WallTime();
+    end.outcome = ended_as != nullptr          ? ended_as
+                  : IsFinished(next.state)     ? std::string(JobStateName(next.state))
+                                               : std::string(kAttemptRetry);
+    if (ended_as != nullptr && std::string_view(ended_as) == kAttemptPreempted) {
+      end.end_step = next.checkpoint_step;
+    } else if (next.has_outcome && next.attempt == before.attempt && IsFinished(next.state)) {
+      end.end_step = next.steps;
+    } else if (job.progress) {
+      end.end_step = job.progress->step;
+    }
+  }
   if (IsFinished(next.state)) {
     ResultsBatch& batch = BatchFor(effects, *job.sweep);
     FinishedJobRows& rows = batch.rows.emplace_back();
@@ -656,12 +684,15 @@ void JobTable::AddChange(Effects& effects, const JobRecord& job, JobDurable next
 }
 
 ResultRow JobTable::MakeResultRow(const JobRecord& job, const JobDurable& d) {
+  return ResultRowOf(job.sweep->stored.parameters, job.stored, d);
+}
+
+ResultRow JobTable::ResultRowOf(const std::vector<std::string>& parameters, const StoredJob& job,
+                                const JobDurable& d) {
   ResultRow row;
-  row.job_id = job.id();
-  for (const std::string& parameter : job.sweep->stored.parameters) {
-    row.swept.push_back(SettingValue(job.stored.swept, parameter));
-  }
-  row.seed = job.stored.seed;
+  row.job_id = job.id;
+  for (const std::string& parameter : parameters) row.swept.push_back(SettingValue(job.swept, parameter));
+  row.seed = job.seed;
   row.status = std::string(JobStateName(d.state));
   row.attempts = d.attempt;
   if (d.has_outcome) {

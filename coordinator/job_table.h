@@ -145,6 +145,11 @@ class JobTable {
   std::vector<FinishedJobRows> FinishedRows(const std::string& sweep, std::vector<StoredMetric> metrics) const;
   double lease_timeout_seconds() const { return options_.lease_timeout_seconds; }
 
+  // A job as results.csv shows it, with `durable` as its state (the stored
+  // one, or the next); `parameters` are its sweep's.
+  static ResultRow ResultRowOf(const std::vector<std::string>& parameters, const StoredJob& job,
+                               const JobDurable& durable);
+
  private:
   struct SweepRecord;
   struct JobRecord;
@@ -185,9 +190,11 @@ class JobTable {
                           int64_t step) const;
   static void MarkFinished(JobDurable& next, JobState state, int64_t finish_seq);
   // Stores `next` as the job's state; when it finishes the job, its CSV rows
-  // (and `metrics`) too, and its checkpoint is no longer needed.
+  // (and `metrics`) too, and its checkpoint is no longer needed. A lease
+  // granted or ended is recorded in the attempt log; `ended_as` names how it
+  // ended (kAttemptPreempted, kAttemptExpired), else the finished state or a retry.
   static void AddChange(Effects& effects, const JobRecord& job, JobDurable next,
-                        const std::vector<MetricRow>* metrics = nullptr);
+                        const std::vector<MetricRow>* metrics = nullptr, const char* ended_as = nullptr);
   static ResultRow MakeResultRow(const JobRecord& job, const JobDurable& durable);
   static ResultsBatch& BatchFor(Effects& effects, const SweepRecord& sweep);
 

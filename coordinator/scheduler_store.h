@@ -96,6 +96,29 @@ struct StoredRung {
   double value = 0.0;     // the sweep's metric (at the rung, or best so far: ComparesBestSoFar)
 };
 
+// One lease of a job (an attempt), for the record: the report's timeline
+// (which worker ran which job when). Written when the lease is granted and
+// again when it ends; the scheduler never reads it back.
+struct StoredAttempt {
+  std::string sweep;
+  std::string job_id;
+  int64_t attempt = 0;
+  std::string worker;
+  double started = 0.0;  // unix time of the lease
+  int64_t start_step = 0;  // the checkpoint it resumed from (0: from scratch)
+  // The end (absent while the lease is held): unix time, how it ended
+  // (AttemptOutcome) and the step it reached (0: unknown).
+  std::optional<double> ended;
+  std::string outcome;
+  int64_t end_step = 0;
+};
+
+// How an attempt ended: a finished job's state name (succeeded, stopped,
+// failed, diverged, cancelled), or one of these (the job went back to pending).
+inline constexpr char kAttemptPreempted[] = "preempted";  // handed back with a checkpoint
+inline constexpr char kAttemptExpired[] = "expired";      // lease not renewed in time
+inline constexpr char kAttemptRetry[] = "retry";          // a retryable failure
+
 // A finished job's metric log, stored once when it finishes.
 struct JobMetrics {
   std::string sweep;
@@ -111,9 +134,11 @@ struct StoreWrites {
   std::vector<JobMetrics> metrics;
   std::vector<StoredWorker> workers;
   std::vector<StoredRung> rungs;
+  std::vector<StoredAttempt> attempts;  // a start (no `ended`) inserts, an end updates
 
   bool empty() const {
-    return sweeps.empty() && jobs.empty() && updates.empty() && metrics.empty() && workers.empty() && rungs.empty();
+    return sweeps.empty() && jobs.empty() && updates.empty() && metrics.empty() && workers.empty() &&
+           rungs.empty() && attempts.empty();
   }
 };
 
@@ -141,6 +166,8 @@ class SchedulerStore {
   virtual void Commit(const StoreWrites& writes) = 0;
   // The sweep's metric rows in the order they were stored.
   virtual std::vector<StoredMetric> LoadMetrics(const std::string& sweep) = 0;
+  // The sweep's attempts in the order they were leased (for the record: reports).
+  virtual std::vector<StoredAttempt> LoadAttempts(const std::string& sweep) = 0;
 };
 
 }  // namespace promptsweep

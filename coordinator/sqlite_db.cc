@@ -118,10 +118,10 @@ std::optional<double> SqliteStatement::ColumnOptionalDouble(int column) const {
 
 // --- SqliteDb ---
 
-SqliteDb::SqliteDb(const std::string& path) : path_(path) {
+SqliteDb::SqliteDb(const std::string& path, Access access) : path_(path) {
   // NOMUTEX: the owner serialises every call, so sqlite3's own locking is waste.
-  const int rc =
-      sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  const int flags = access == Access::kReadOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+  const int rc = sqlite3_open_v2(path.c_str(), &db_, flags | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     const std::string message = db_ != nullptr ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
     sqlite3_close(db_);

@@ -68,9 +68,12 @@ class SqliteStatement {
 // One open database connection.
 class SqliteDb {
  public:
-  // Opens or creates `path`. Error naming the path when it cannot be opened.
-  // (A file that is not a database is only noticed by the first statement.)
-  explicit SqliteDb(const std::string& path);
+  enum class Access { kReadWrite, kReadOnly };
+
+  // Opens or creates `path` (kReadOnly: opens an existing one, and every
+  // write fails). Error naming the path when it cannot be opened. (A file
+  // that is not a database is only noticed by the first statement.)
+  explicit SqliteDb(const std::string& path, Access access = Access::kReadWrite);
   ~SqliteDb();
   SqliteDb(const SqliteDb&) = delete;
   SqliteDb& operator=(const SqliteDb&) = delete;

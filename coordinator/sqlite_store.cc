@@ -22,8 +22,9 @@ namespace {
 namespace fs = std::filesystem;
 
 // Version 2 added early termination (sweeps.early_terminate, the jobs' stop
-// columns, rungs); a version-1 state is migrated when opened.
-constexpr int64_t kSchemaVersion = 2;
+// columns, rungs), version 3 the attempt log (attempts); an older state is
+// migrated when opened.
+constexpr int64_t kSchemaVersion = 3;
 
 // Durability: WAL with synchronous=NORMAL commits without an fsync (the WAL
 // is synced at checkpoints). A killed process loses nothing, since committed
@@ -61,6 +62,14 @@ constexpr char kRungsTable[] = R"sql(
 CREATE TABLE IF NOT EXISTS rungs(
   sweep TEXT NOT NULL, job_id TEXT NOT NULL, iteration INTEGER NOT NULL, step INTEGER NOT NULL, value REAL NOT NULL,
   PRIMARY KEY(sweep, job_id, iteration));
+)sql";
+
+// The attempt log (version 3): one row per lease of a job.
+constexpr char kAttemptsTable[] = R"sql(
+CREATE TABLE IF NOT EXISTS attempts(
+  sweep TEXT NOT NULL, job_id TEXT NOT NULL, attempt INTEGER NOT NULL, worker TEXT NOT NULL,
+  started REAL, start_step INTEGER NOT NULL, ended REAL, outcome TEXT NOT NULL, end_step INTEGER NOT NULL,
+  PRIMARY KEY(sweep, job_id, attempt));
 )sql";
 
 // Version 1 -> 2: the columns and table above, defaults for every old row.
@@ -276,6 +285,29 @@ SqliteStore::SqliteStore(const std::string& state_dir)
 
 SqliteStore::~SqliteStore() = default;  // statements, then the connection, then the lock
 
+SqliteStore::SqliteStore(ReadOnly, std::string db_path) : db_path_(std::move(db_path)) {
+  if (!fs::is_regular_file(db_path_)) {
+    throw Error(StrCat(db_path_, ": no such state database (a coordinator's or `run`'s ", kDbFile, ")"));
+  }
+  db_ = std::make_unique<SqliteDb>(db_path_, SqliteDb::Access::kReadOnly);
+  std::optional<int64_t> version;
+  try {
+    version = db_->QueryInt("SELECT value FROM meta WHERE key = 'schema_version'");
+  } catch (const Error& e) {
+    throw Error(StrCat(db_path_, ": not a promptsweep state database (", e.what(), ")"));
+  }
+  if (!version || *version < 2 || *version > kSchemaVersion) {
+    throw Error(StrCat(db_path_, ": state schema version ", version ? StrCat(*version) : std::string("(none)"),
+                       "; this promptsweep reads versions 2 to ", kSchemaVersion,
+                       " (open it once with this promptsweep's coordinator or `run` to migrate it)"));
+  }
+  has_attempts_ = *version >= 3;
+}
+
+std::unique_ptr<SqliteStore> SqliteStore::OpenForReading(const std::string& db_path) {
+  return std::unique_ptr<SqliteStore>(new SqliteStore(ReadOnly{}, db_path));
+}
+
 void SqliteStore::OpenDatabase() {
   db_ = std::make_unique<SqliteDb>(db_path_);
   std::optional<int64_t> version;
@@ -296,8 +328,8 @@ void SqliteStore::OpenDatabase() {
     throw Error(StrCat(db_path_, ": cannot use it as the coordinator's state (", e.what(), "); ", kMoveAway,
                        ", or choose another state directory"));
   }
-  if (version && *version == 1) {
-    MigrateFromVersion1();
+  if (version && *version < kSchemaVersion && *version >= 1) {
+    Migrate(*version);
     version = kSchemaVersion;
   }
   if (version && *version != kSchemaVersion) {
@@ -308,21 +340,25 @@ void SqliteStore::OpenDatabase() {
     SqliteTransaction transaction(*db_);
     db_->Exec(kSchema);
     db_->Exec(kRungsTable);
+    db_->Exec(kAttemptsTable);
     db_->Exec(StrCat("INSERT INTO meta(key, value) VALUES('schema_version', ", kSchemaVersion, ")"));
     transaction.Commit();
   }
 }
 
-void SqliteStore::MigrateFromVersion1() {
+void SqliteStore::Migrate(int64_t from_version) {
   try {
     SqliteTransaction transaction(*db_);
-    db_->Exec(kMigrateFrom1);
-    db_->Exec(kRungsTable);
+    if (from_version < 2) {
+      db_->Exec(kMigrateFrom1);
+      db_->Exec(kRungsTable);
+    }
+    db_->Exec(kAttemptsTable);  // the attempts of older states were not recorded
     db_->Exec(StrCat("UPDATE meta SET value = ", kSchemaVersion, " WHERE key = 'schema_version'"));
     transaction.Commit();
   } catch (const Error& e) {
-    throw Error(StrCat(db_path_, ": cannot bring the version-1 state to version ", kSchemaVersion, " (", e.what(),
-                       "); the database is damaged or from another version: ", kMoveAway));
+    throw Error(StrCat(db_path_, ": cannot bring the version-", from_version, " state to version ", kSchemaVersion,
+                       " (", e.what(), "); the database is damaged or from another version: ", kMoveAway));
   }
 }
 
@@ -354,6 +390,15 @@ void SqliteStore::PrepareStatements() {
         "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
     insert_rung_ = db_->Prepare(
         "INSERT OR IGNORE INTO rungs(sweep, job_id, iteration, step, value) VALUES(?1, ?2, ?3, ?4, ?5)");
+    start_attempt_ = db_->Prepare(
+        "INSERT OR REPLACE INTO attempts(sweep, job_id, attempt, worker, started, start_step, ended, outcome, "
+        "end_step) VALUES(?1, ?2, ?3, ?4, ?5, ?6, NULL, '', 0)");
+    // The end of an attempt whose start was not recorded (leased before
+    // version 3) is inserted without a start time.
+    end_attempt_ = db_->Prepare(
+        "INSERT INTO attempts(sweep, job_id, attempt, worker, started, start_step, ended, outcome, end_step) "
+        "VALUES(?1, ?2, ?3, ?4, NULL, 0, ?5, ?6, ?7) ON CONFLICT(sweep, job_id, attempt) DO UPDATE SET "
+        "ended = excluded.ended, outcome = excluded.outcome, end_step = excluded.end_step");
   } catch (const Error& e) {
     // Version 1 with other tables than ours: written by something else.
     throw Error(StrCat(e.what(), "; the database is damaged or from another version: ", kMoveAway));
@@ -490,10 +535,34 @@ std::vector<StoredMetric> SqliteStore::LoadMetrics(const std::string& sweep) {
   return metrics;
 }
 
+std::vector<StoredAttempt> SqliteStore::LoadAttempts(const std::string& sweep) {
+  std::vector<StoredAttempt> attempts;
+  if (!has_attempts_) return attempts;  // a version-2 state opened for reading
+  SqliteStatement query = PrepareQuery(
+      "SELECT job_id, attempt, worker, started, start_step, ended, outcome, end_step FROM attempts "
+      "WHERE sweep = ?1 ORDER BY rowid");
+  query.Bind(1, sweep);
+  while (query.Step()) {
+    RowReader row(query, db_path_, StrCat("an attempt of sweep ", sweep));
+    StoredAttempt& attempt = attempts.emplace_back();
+    attempt.sweep = sweep;
+    attempt.job_id = row.NonEmptyText(0, "job_id");
+    attempt.attempt = row.Int(1, "attempt", 1);
+    attempt.worker = row.Text(2, "worker");
+    attempt.started = row.OptionalDouble(3).value_or(std::numeric_limits<double>::quiet_NaN());
+    attempt.start_step = row.Int(4, "start_step", 0);
+    attempt.ended = row.OptionalDouble(5);
+    attempt.outcome = row.Text(6, "outcome");
+    attempt.end_step = row.Int(7, "end_step", 0);
+  }
+  return attempts;
+}
+
 // --- Writing ---
 
 void SqliteStore::Commit(const StoreWrites& writes) {
   if (writes.empty()) return;
+  PS_CHECK(lock_ != nullptr, db_path_, " was opened for reading only");
   SqliteTransaction transaction(*db_);
   for (const StoredSweep& sweep : writes.sweeps) WriteSweep(sweep);
   for (const StoredJob& job : writes.jobs) WriteJob(job);
@@ -501,6 +570,7 @@ void SqliteStore::Commit(const StoreWrites& writes) {
   for (const JobMetrics& metrics : writes.metrics) WriteMetrics(metrics);
   for (const StoredWorker& worker : writes.workers) WriteWorker(worker);
   for (const StoredRung& rung : writes.rungs) WriteRung(rung);
+  for (const StoredAttempt& attempt : writes.attempts) WriteAttempt(attempt);
   transaction.Commit();
 }
 
@@ -577,6 +647,27 @@ void SqliteStore::WriteRung(const StoredRung& rung) {
       .Bind(3, rung.iteration)
       .Bind(4, rung.step)
       .Bind(5, rung.value)
+      .Run();
+}
+
+void SqliteStore::WriteAttempt(const StoredAttempt& attempt) {
+  if (!attempt.ended) {
+    start_attempt_.Bind(1, attempt.sweep)
+        .Bind(2, attempt.job_id)
+        .Bind(3, attempt.attempt)
+        .Bind(4, attempt.worker)
+        .Bind(5, attempt.started)
+        .Bind(6, attempt.start_step)
+        .Run();
+    return;
+  }
+  end_attempt_.Bind(1, attempt.sweep)
+      .Bind(2, attempt.job_id)
+      .Bind(3, attempt.attempt)
+      .Bind(4, attempt.worker)
+      .Bind(5, *attempt.ended)
+      .Bind(6, attempt.outcome)
+      .Bind(7, attempt.end_step)
       .Run();
 }
 

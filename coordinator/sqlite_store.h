@@ -27,14 +27,23 @@ class SqliteStore : public SchedulerStore {
   SqliteStore(const SqliteStore&) = delete;
   SqliteStore& operator=(const SqliteStore&) = delete;
 
+  // Opens the state database `db_path` for reading only, beside a
+  // coordinator that may be using it (reports): no lock, no schema change,
+  // no writes. Reads versions 2 (no attempt log) and 3. Error naming the
+  // file when it is not a promptsweep state of those versions.
+  static std::unique_ptr<SqliteStore> OpenForReading(const std::string& db_path);
+
   StoredState Load() override;
   void Commit(const StoreWrites& writes) override;
   std::vector<StoredMetric> LoadMetrics(const std::string& sweep) override;
+  std::vector<StoredAttempt> LoadAttempts(const std::string& sweep) override;
 
   const std::string& path() const { return db_path_; }
 
  private:
   class StateDirLock;
+  struct ReadOnly {};
+  SqliteStore(ReadOnly, std::string db_path);
 
   void OpenDatabase();
   void PrepareStatements();
@@ -44,20 +53,24 @@ class SqliteStore : public SchedulerStore {
   std::vector<StoredJob> LoadJobs(const std::vector<StoredSweep>& sweeps);
   std::vector<StoredWorker> LoadWorkers();
   std::vector<StoredRung> LoadRungs(const std::vector<StoredJob>& jobs);
-  // Brings a version-1 state (before early termination) to this version.
-  void MigrateFromVersion1();
+  // Brings an older state (1: before early termination, 2: before the
+  // attempt log) to this version.
+  void Migrate(int64_t from_version);
   void WriteSweep(const StoredSweep& sweep);
   void WriteJob(const StoredJob& job);
   void WriteUpdate(const JobUpdate& update);
   void WriteMetrics(const JobMetrics& metrics);
   void WriteWorker(const StoredWorker& worker);
   void WriteRung(const StoredRung& rung);
+  void WriteAttempt(const StoredAttempt& attempt);
 
   std::string db_path_;
   std::unique_ptr<StateDirLock> lock_;  // first in, last out
   // Declared before the statements: they must be finalized before it closes.
   std::unique_ptr<SqliteDb> db_;
-  SqliteStatement insert_sweep_, insert_job_, update_job_, insert_metric_, insert_worker_, insert_rung_;
+  SqliteStatement insert_sweep_, insert_job_, update_job_, insert_metric_, insert_worker_, insert_rung_,
+      start_attempt_, end_attempt_;
+  bool has_attempts_ = true;  // false: a version-2 state opened for reading
 };
 
 }  // namespace promptsweep

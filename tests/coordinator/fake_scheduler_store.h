@@ -36,6 +36,28 @@ class FakeSchedulerStore : public SchedulerStore {
       });
       if (!known) state_.rungs.push_back(rung);
     }
+    for (const StoredAttempt& attempt : writes.attempts) {  // as SQLite: a start inserts, an end updates
+      auto found = std::find_if(attempts_.begin(), attempts_.end(), [&](const StoredAttempt& a) {
+        return a.sweep == attempt.sweep && a.job_id == attempt.job_id && a.attempt == attempt.attempt;
+      });
+      if (found == attempts_.end()) {
+        attempts_.push_back(attempt);
+      } else if (attempt.ended) {
+        found->ended = attempt.ended;
+        found->outcome = attempt.outcome;
+        found->end_step = attempt.end_step;
+      } else {
+        *found = attempt;
+      }
+    }
+  }
+
+  std::vector<StoredAttempt> LoadAttempts(const std::string& sweep) override {
+    std::vector<StoredAttempt> rows;
+    for (const StoredAttempt& attempt : attempts_) {
+      if (attempt.sweep == sweep) rows.push_back(attempt);
+    }
+    return rows;
   }
 
   std::vector<StoredMetric> LoadMetrics(const std::string& sweep) override {
@@ -58,6 +80,7 @@ class FakeSchedulerStore : public SchedulerStore {
 
  private:
   StoredState state_;
+  std::vector<StoredAttempt> attempts_;
   std::vector<std::pair<std::string, StoredMetric>> metrics_;  // sweep, (job, row)
 };
 

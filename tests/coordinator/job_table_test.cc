@@ -267,6 +267,63 @@ TEST_F(JobTableTest, CheckpointGoesToTheNextLeaseAndIsDroppedWhenTheJobFinishes)
   EXPECT_EQ(done.effects.results[0].obsolete_files, std::vector<std::string>{path});
 }
 
+TEST_F(JobTableTest, AttemptLogRecordsEachLeaseAndHowItEnded) {
+  Submit(Sweep("s", {"a", "b", "c"}));
+  const std::string w1 = Register(), w2 = Register();
+  // a: preempted at step 40 on w1, then succeeds on w2.
+  const JobSpec a1 = Lease(w1);
+  const JobSpec b1 = Lease(w1);
+  Commit(table_->PlanCheckpoint(w1, RefOf(a1), "state", 40).effects);
+  // b: its lease expires on w1.
+  JobProgress progress;
+  progress.step = 7;
+  Commit(table_->PlanProgress(w1, RefOf(b1), progress).effects);
+  now_ += 31;
+  Commit(table_->PlanExpiry().effects);
+  // Pending in submission order: a (its checkpoint), b, c.
+  const JobSpec a2 = Lease(w2);
+  ASSERT_EQ(a2.job_id, "a");
+  JobOutcome done = Succeeded();
+  done.steps = 100;
+  Commit(table_->PlanResult(w2, RefOf(a2), done).effects);
+  const JobSpec b2 = Lease(w2);
+  ASSERT_EQ(b2.job_id, "b");
+  JobOutcome retry;
+  retry.state = JobState::kFailed;
+  retry.retryable = true;
+  retry.message = "out of memory";
+  Commit(table_->PlanResult(w2, RefOf(b2), retry).effects);
+  const JobSpec b3 = Lease(w1);  // b again (older than c)
+  ASSERT_EQ(b3.attempt, 3);
+  Commit(table_->PlanCancel("s", {}).effects);  // b while held, c never leased
+
+  const std::vector<StoredAttempt> log = store_.LoadAttempts("s");
+  struct Expected {
+    std::string job;
+    int64_t attempt;
+    std::string worker, outcome;
+    int64_t start_step, end_step;
+  };
+  const std::vector<Expected> expected = {{"a", 1, w1, "preempted", 0, 40},
+                                          {"b", 1, w1, "expired", 0, 7},
+                                          {"a", 2, w2, "succeeded", 40, 100},
+                                          {"b", 2, w2, "retry", 0, 0},
+                                          {"b", 3, w1, "cancelled", 0, 0}};
+  ASSERT_EQ(log.size(), expected.size());
+  for (size_t i = 0; i < log.size(); ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(log[i].job_id, expected[i].job);
+    EXPECT_EQ(log[i].attempt, expected[i].attempt);
+    EXPECT_EQ(log[i].worker, expected[i].worker);
+    EXPECT_EQ(log[i].outcome, expected[i].outcome);
+    EXPECT_EQ(log[i].start_step, expected[i].start_step);
+    EXPECT_EQ(log[i].end_step, expected[i].end_step);
+    ASSERT_TRUE(log[i].ended);
+    EXPECT_GE(*log[i].ended, log[i].started);
+    EXPECT_GT(log[i].started, 1.7e9);  // unix time, not the scheduler's clock
+  }
+}
+
 TEST_F(JobTableTest, CancelFinishesUnfinishedJobsInOrder) {
   Submit(Sweep("s", {"a", "b", "c"}));
   const std::string worker = Register();

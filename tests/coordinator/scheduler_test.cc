@@ -1,10 +1,12 @@
 #include "coordinator/scheduler.h"
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -13,6 +15,7 @@
 
 #include "common/error.h"
 #include "coordinator/sqlite_db.h"
+#include "coordinator/sqlite_store.h"
 #include "coordinator/sweep_spec.h"
 #include "test_utils.h"
 
@@ -681,9 +684,9 @@ TEST_F(SchedulerTest, UnusableDatabaseIsAnErrorNamingTheFile) {
   Open().reset();
   {
     SqliteDb raw(db);
-    raw.Exec("UPDATE meta SET value = 3 WHERE key = 'schema_version'");
+    raw.Exec("UPDATE meta SET value = 4 WHERE key = 'schema_version'");
   }
-  EXPECT_TRUE(HasText(ErrorOf([&] { Open(); }), "state schema version 3, but this promptsweep reads version 2"));
+  EXPECT_TRUE(HasText(ErrorOf([&] { Open(); }), "state schema version 4, but this promptsweep reads version 3"));
 }
 
 // A state written before early termination (schema version 1) opens, gains
@@ -702,7 +705,7 @@ TEST_F(SchedulerTest, AVersionOneStateIsMigrated) {
     SqliteDb raw(db);  // what version 1 had
     raw.Exec("ALTER TABLE sweeps DROP COLUMN early_terminate; ALTER TABLE jobs DROP COLUMN stop_reason; "
              "ALTER TABLE jobs DROP COLUMN stop_step; ALTER TABLE jobs DROP COLUMN stop_attempt; DROP TABLE rungs; "
-             "UPDATE meta SET value = 1 WHERE key = 'schema_version'");
+             "DROP TABLE attempts; UPDATE meta SET value = 1 WHERE key = 'schema_version'");
   }
   auto scheduler = Open();
   const SweepStatus status = scheduler->Status("s");
@@ -711,8 +714,70 @@ TEST_F(SchedulerTest, AVersionOneStateIsMigrated) {
   EXPECT_TRUE(scheduler->Lease(worker, {}));
   scheduler.reset();
   SqliteDb raw(db);
-  EXPECT_EQ(raw.QueryInt("SELECT value FROM meta WHERE key = 'schema_version'"), 2);
+  EXPECT_EQ(raw.QueryInt("SELECT value FROM meta WHERE key = 'schema_version'"), 3);
   EXPECT_EQ(raw.QueryInt("SELECT count(*) FROM rungs"), 0);
+  EXPECT_EQ(raw.QueryInt("SELECT count(*) FROM attempts"), 1);  // the lease after the migration
+}
+
+// A state from before the attempt log (version 2) gains the table; attempts
+// leased before it have no start time, and their end is still recorded.
+TEST_F(SchedulerTest, AVersionTwoStateGainsTheAttemptLog) {
+  const std::string db = state_dir() + "/promptsweep.db";
+  std::string worker;
+  std::optional<JobSpec> held;
+  {
+    auto scheduler = Open();
+    scheduler->Submit(Sweep("s", {SleepJob("j1"), SleepJob("j2")}));
+    worker = scheduler->RegisterWorker({});
+    held = scheduler->Lease(worker, {});
+    ASSERT_TRUE(held);
+  }
+  {
+    SqliteDb raw(db);
+    raw.Exec("DROP TABLE attempts; UPDATE meta SET value = 2 WHERE key = 'schema_version'");
+  }
+  {  // a report reads version 2 as it is: no attempt log, nothing changed
+    auto reader = SqliteStore::OpenForReading(db);
+    EXPECT_EQ(reader->Load().jobs.size(), 2u);
+    EXPECT_TRUE(reader->LoadAttempts("s").empty());
+    SqliteDb raw(db);
+    EXPECT_EQ(raw.QueryInt("SELECT value FROM meta WHERE key = 'schema_version'"), 2);
+  }
+  auto scheduler = Open();
+  ASSERT_TRUE(scheduler->ReportResult(worker, RefOf(*held), Succeeded(0.5)).accepted);
+  auto second = scheduler->Lease(worker, {});
+  ASSERT_TRUE(second);
+  scheduler.reset();
+  auto reader = SqliteStore::OpenForReading(db);
+  const std::vector<StoredAttempt> log = reader->LoadAttempts("s");
+  ASSERT_EQ(log.size(), 2u);
+  EXPECT_EQ(log[0].job_id, held->job_id);
+  EXPECT_TRUE(std::isnan(log[0].started));  // leased before the log existed
+  EXPECT_EQ(log[0].outcome, "succeeded");
+  ASSERT_TRUE(log[0].ended);
+  EXPECT_EQ(log[1].job_id, second->job_id);
+  EXPECT_EQ(log[1].worker, worker);
+  EXPECT_FALSE(log[1].ended);  // still held
+  EXPECT_EQ(log[1].outcome, "");
+}
+
+// Reports read the state beside a running coordinator: no lock, no writes.
+TEST_F(SchedulerTest, ReadingTheStateNeedsNoLockAndWritesNothing) {
+  const std::string db = state_dir() + "/promptsweep.db";
+  auto scheduler = Open();
+  scheduler->Submit(Sweep("s", {SleepJob("j1")}));
+  const std::string worker = scheduler->RegisterWorker({});
+  auto lease = scheduler->Lease(worker, {});
+  ASSERT_TRUE(lease);
+  auto reader = SqliteStore::OpenForReading(db);  // while the scheduler holds the state directory
+  const StoredState state = reader->Load();
+  ASSERT_EQ(state.jobs.size(), 1u);
+  EXPECT_EQ(state.jobs[0].durable.state, JobState::kLeased);
+  ASSERT_EQ(reader->LoadAttempts("s").size(), 1u);
+  EXPECT_TRUE(HasText(ErrorOf([&] { SqliteStore::OpenForReading(state_dir() + "/nope.db"); }),
+                      "nope.db: no such state database"));
+  ASSERT_TRUE(scheduler->ReportResult(worker, RefOf(*lease), Succeeded(0.5)).accepted);
+  EXPECT_EQ(reader->LoadAttempts("s").at(0).outcome, "succeeded");  // sees later commits
 }
 
 TEST_F(SchedulerTest, DamagedRowsAreAnErrorNamingTheFileNotACheck) {
