@@ -114,8 +114,9 @@ int main(int argc, char** argv) {
   app.add_option("--jobs", jobs, "jobs");
   app.add_option("--workers", workers, "worker threads (real gRPC clients)");
   app.add_option("--seconds", seconds, "seconds each job sleeps");
-  app.add_option("--state", state, "state directory (default: a fresh temporary one)");
+  app.add_option("--state", state, "state directory, kept afterwards (default: a fresh temporary one, removed)");
   CLI11_PARSE(app, argc, argv);
+  const bool keep_state = !state.empty();  // e.g. for `promptsweep report STATE/coordinator/sweeps/sleep-bench`
   if (state.empty()) state = (fs::temp_directory_path() / ("promptsweep-bench-" + std::to_string(getpid()))).string();
   fs::remove_all(state);
   fs::create_directories(state);
@@ -181,6 +182,6 @@ int main(int argc, char** argv) {
         for (std::string line; std::getline(csv, line);) ++rows;
         return rows;
       }());
-  fs::remove_all(state);
+  if (!keep_state) fs::remove_all(state);
   return status.succeeded == jobs ? 0 : 1;
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerates the README's "What the sweep shows" table: configs/init-vs-length.yaml
+# Regenerates the README's "What the sweep shows" tables (`promptsweep report
+# --format md`, and each sweep's report.html): configs/init-vs-length.yaml
 # (spam) and configs/init-vs-length-genre.yaml (Brown genre) on the shipped model,
 # with `promptsweep run` (2 workers), plus the baselines on each test set:
 # majority class, the bare model zero-shot, and zero-shot with each TEXT init text
@@ -32,8 +33,9 @@ baselines() {  # task_dir template max_length verbalizer... -- texts...
 
 for sweep in init-vs-length init-vs-length-genre; do
   "$bin" run "$root/configs/$sweep.yaml" --workers "$parallel" --threads 1 -o "$out/$sweep" || true  # diverged jobs are results too
-  { /usr/bin/python3 "$root/tools/sweep/summarize.py" "$out/$sweep" --pivot init num_virtual_tokens; echo
-    /usr/bin/python3 "$root/tools/sweep/summarize.py" "$out/$sweep" --markdown; } > "$out/$sweep/table.md"
+  # The README's tables: init x length (mean ± std over seeds) and every setting; the page too.
+  "$bin" report "$out/$sweep" --format md --pivot init,num_virtual_tokens --top 0 > "$out/$sweep/table.md"
+  "$bin" report "$out/$sweep"
 done
 
 echo "== baselines (test accuracy)"

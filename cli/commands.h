@@ -24,6 +24,7 @@ void AddStatusCommand(CLI::App& app);
 void AddCancelCommand(CLI::App& app);
 void AddWaitCommand(CLI::App& app);
 void AddRunCommand(CLI::App& app);
+void AddReportCommand(CLI::App& app);
 
 // --help of `--pack K`, the same for `worker` and `run`.
 inline constexpr char kPackHelp[] =

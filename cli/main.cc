@@ -41,6 +41,7 @@ int main(int argc, char** argv) {
   promptsweep::cli::AddStatusCommand(app);
   promptsweep::cli::AddCancelCommand(app);
   promptsweep::cli::AddWaitCommand(app);
+  promptsweep::cli::AddReportCommand(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

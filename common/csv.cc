@@ -1,5 +1,9 @@
 #include "common/csv.h"
 
+#include <cstdint>
+#include <utility>
+
+#include "common/error.h"
 #include "common/format.h"
 
 namespace promptsweep {
@@ -33,6 +37,62 @@ std::string MetricsCsvLines(const std::vector<MetricRow>& rows, std::optional<st
     lines += '\n';
   }
   return lines;
+}
+
+std::vector<std::vector<std::string>> ParseCsv(std::string_view text, const std::string& source) {
+  std::vector<std::vector<std::string>> records;
+  std::vector<std::string> record;
+  std::string field;
+  int64_t line = 1, column = 1;
+  size_t i = 0;
+  auto end_record = [&] {
+    record.push_back(std::move(field));
+    field.clear();
+    if (!(record.size() == 1 && record[0].empty())) records.push_back(std::move(record));
+    record.clear();
+  };
+  while (i < text.size()) {
+    const char c = text[i];
+    if (c == '"' && field.empty()) {  // a quoted field
+      const int64_t open_line = line, open_column = column;
+      ++i, ++column;
+      for (;;) {
+        if (i >= text.size()) {
+          throw Error(StrCat(source, ":", open_line, ":", open_column, ": a quoted field is never closed"));
+        }
+        if (text[i] == '"') {
+          if (i + 1 < text.size() && text[i + 1] == '"') {
+            field += '"';
+            i += 2, column += 2;
+            continue;
+          }
+          ++i, ++column;
+          break;
+        }
+        if (text[i] == '\n') ++line, column = 0;
+        field += text[i++];
+        ++column;
+      }
+      if (i < text.size() && text[i] != ',' && text[i] != '\n' && text[i] != '\r') {
+        throw Error(StrCat(source, ":", line, ":", column, ": '", std::string(1, text[i]),
+                           "' after a closing quote (a quote inside a field must be doubled)"));
+      }
+      continue;
+    }
+    if (c == ',') {
+      record.push_back(std::move(field));
+      field.clear();
+    } else if (c == '\n' || (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n')) {
+      if (c == '\r') ++i;
+      end_record();
+      ++line, column = 0;
+    } else {
+      field += c;
+    }
+    ++i, ++column;
+  }
+  if (!field.empty() || !record.empty()) end_record();
+  return records;
 }
 
 }  // namespace promptsweep

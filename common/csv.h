@@ -29,4 +29,10 @@ std::string MetricsCsvHeader(bool with_job_id);
 // One line per row (each with its LF); `job_id` first when given.
 std::string MetricsCsvLines(const std::vector<MetricRow>& rows, std::optional<std::string_view> job_id = std::nullopt);
 
+// Reads RFC 4180 text back (LF or CRLF line ends; a last line without one):
+// the records, each a list of fields. Empty lines are skipped. Error naming
+// `source`:line:column for a quote that is never closed or a character after
+// a closing quote.
+std::vector<std::vector<std::string>> ParseCsv(std::string_view text, const std::string& source);
+
 }  // namespace promptsweep

