@@ -644,30 +644,29 @@ ResultsBatch& JobTable::BatchFor(Effects& effects, const SweepRecord& sweep) {
 void JobTable::AddChange(Effects& effects, const JobRecord& job, JobDurable next,
                          const std::vector<MetricRow>* metrics, const char* ended_as) {
   const JobDurable& before = job.durable();
-  if (next.attempt > before.attempt && IsActive(next.state)) {  // a lease: the attempt starts
-    StoredAttempt& start = effects.writes.attempts.emplace_back();
-    start.sweep = job.sweep->stored.name;
-    start.job_id = job.id();
-    start.attempt = next.attempt;
-    start.worker = next.worker;
-    start.started = WallTime();
-    start.start_step = next.checkpoint_step;
-  } else if (IsActive(before.state) && !IsActive(next.state)) {  // the lease ends
-    StoredAttempt& end = effects.writes.attempts.emplace_back();
-    end.sweep = job.sweep->stored.name;
-    end.job_id = job.id();
-    end.attempt = before.attempt;
-    end.worker = before.worker;
-    end.ended = WallTime();
-    end.outcome = ended_as != nullptr          ? ended_as
-                  : IsFinished(next.state)     ? std::string(JobStateName(next.state))
-                                               : std::string(kAttemptRetry);
-    if (ended_as != nullptr && std::string_view(ended_as) == kAttemptPreempted) {
-      end.end_step = next.checkpoint_step;
-    } else if (next.has_outcome && next.attempt == before.attempt && IsFinished(next.state)) {
-      end.end_step = next.steps;
-    } else if (job.progress) {
-      end.end_step = job.progress->step;
+  const bool starts = next.attempt > before.attempt && IsActive(next.state);  // a lease
+  const bool ends = !starts && IsActive(before.state) && !IsActive(next.state);
+  if (starts || ends) {
+    StoredAttempt& attempt = effects.writes.attempts.emplace_back();
+    attempt.sweep = job.sweep->stored.name;
+    attempt.job_id = job.id();
+    attempt.attempt = starts ? next.attempt : before.attempt;
+    attempt.worker = starts ? next.worker : before.worker;
+    if (starts) {
+      attempt.started = WallTime();
+      attempt.start_step = next.checkpoint_step;
+    } else {
+      attempt.ended = WallTime();
+      attempt.outcome = ended_as != nullptr        ? ended_as
+                        : IsFinished(next.state)   ? std::string(JobStateName(next.state))
+                                                   : std::string(kAttemptRetry);
+      if (ended_as != nullptr && std::string_view(ended_as) == kAttemptPreempted) {
+        attempt.end_step = next.checkpoint_step;
+      } else if (next.has_outcome && IsFinished(next.state)) {
+        attempt.end_step = next.steps;
+      } else if (job.progress) {
+        attempt.end_step = job.progress->step;
+      }
     }
   }
   if (IsFinished(next.state)) {
