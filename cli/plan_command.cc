@@ -65,10 +65,8 @@ std::string ListText(const std::vector<int64_t>& values) {
 //   early termination: hyperband (eta 3, strict): rungs at evaluations 1, 3 = steps 50, 150 (of 450; eval_every 50)
 std::string EarlyTerminationText(const Sweep& sweep) {
   const EarlyTermination& config = sweep.early_terminate;
-  // DescribeEarlyTermination's policy part; the rungs shown are the jobs' own
-  // (its list has no evaluation limit).
-  const std::string described = DescribeEarlyTermination(config);
-  const std::string policy = described.substr(0, described.find("): ") + 1);
+  // The rungs shown are the jobs' own (DescribeEarlyTermination's list has no evaluation limit).
+  const std::string policy = DescribeEarlyTerminationPolicy(config);
   std::vector<std::pair<int64_t, int64_t>> shapes;  // (eval_every, max_steps), in job order
   for (const SweepJob& job : sweep.jobs) {
     const SettingList& settings = job.settings.values;
@@ -76,7 +74,7 @@ std::string EarlyTerminationText(const Sweep& sweep) {
                                                ParseInteger(SettingValue(settings, "max_steps")).value_or(0)};
     if (shape.first > 0 && std::find(shapes.begin(), shapes.end(), shape) == shapes.end()) shapes.push_back(shape);
   }
-  const int64_t brackets = config.type == EarlyTerminationType::kAsha ? config.brackets : 1;
+  const int64_t brackets = BracketCount(config);
   std::vector<std::string> lines;
   for (const auto& [eval_every, max_steps] : shapes) {
     const int64_t evaluations = max_steps / eval_every;

@@ -200,8 +200,12 @@ std::vector<int64_t> RungIterations(const EarlyTermination& c, int64_t evaluatio
   return rungs;
 }
 
+int64_t BracketCount(const EarlyTermination& config) {
+  return config.type == EarlyTerminationType::kAsha ? std::max<int64_t>(1, config.brackets) : 1;
+}
+
 int64_t BracketOf(const EarlyTermination& config, std::string_view job_id) {
-  if (config.type != EarlyTerminationType::kAsha || config.brackets <= 1) return 0;
+  if (BracketCount(config) <= 1) return 0;
   uint64_t hash = 0xcbf29ce484222325ull;
   for (const char c : job_id) hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
   return static_cast<int64_t>(hash % static_cast<uint64_t>(config.brackets));
@@ -212,36 +216,48 @@ bool ComparesBestSoFar(const EarlyTermination& config) {
          (config.type == EarlyTerminationType::kHyperband && !config.strict);
 }
 
+std::string DescribeEarlyTerminationPolicy(const EarlyTermination& c) {
+  switch (c.type) {
+    case EarlyTerminationType::kNone:
+      return "none";
+    case EarlyTerminationType::kHyperband:
+      return StrCat("hyperband (eta ", FormatShortest(c.eta), c.strict ? ", strict" : ", best so far", ")");
+    case EarlyTerminationType::kAsha:
+      return StrCat("asha (reduction_factor ", FormatShortest(c.eta), ", max_t ", c.max_t, ")");
+    case EarlyTerminationType::kMedian:
+      return StrCat("median (after ", c.warmup_evals, " evaluations, with at least ", c.min_jobs, " other jobs)");
+  }
+  return "none";
+}
+
 std::string DescribeEarlyTermination(const EarlyTermination& c) {
   const auto list = [](const std::vector<int64_t>& rungs) {
     std::string text;
     for (const int64_t rung : rungs) text += StrCat(text.empty() ? "" : ", ", rung);
     return text;
   };
+  const std::string policy = DescribeEarlyTerminationPolicy(c);
   switch (c.type) {
     case EarlyTerminationType::kNone:
-      return "none";
+      return policy;
     case EarlyTerminationType::kHyperband: {
       // min_iter's ladder has no top: its first rungs and "...".
       std::vector<int64_t> rungs = RungIterations(c, 0);
       const bool open = c.min_iter > 0 && rungs.size() > kDescribedRungs;
       if (open) rungs.resize(kDescribedRungs);
-      return StrCat("hyperband (eta ", FormatShortest(c.eta), c.strict ? ", strict" : ", best so far",
-                    "): rungs at evaluations ", list(rungs), open ? ", ..." : "");
+      return StrCat(policy, ": rungs at evaluations ", list(rungs), open ? ", ..." : "");
     }
     case EarlyTerminationType::kAsha: {
-      std::string text =
-          StrCat("asha (reduction_factor ", FormatShortest(c.eta), ", max_t ", c.max_t, "): rungs at evaluations ");
+      std::string text = StrCat(policy, ": rungs at evaluations ");
       for (int64_t b = 0; b < c.brackets; ++b) {
         text += StrCat(b == 0 ? "" : "; bracket ", b == 0 ? "" : StrCat(b, ": "), list(RungIterations(c, 0, b)));
       }
       return text;
     }
     case EarlyTerminationType::kMedian:
-      return StrCat("median (after ", c.warmup_evals, " evaluations, with at least ", c.min_jobs,
-                    " other jobs): every evaluation");
+      return StrCat(policy, ": every evaluation");
   }
-  return "none";
+  return policy;
 }
 
 }  // namespace promptsweep

@@ -67,6 +67,9 @@ void ValidateEarlyTermination(const EarlyTermination& config);
 // Rungs past `evaluations` are left out (evaluations <= 0: no limit, median: none).
 std::vector<int64_t> RungIterations(const EarlyTermination& config, int64_t evaluations, int64_t bracket = 0);
 
+// The number of brackets: asha's `brackets`, 1 for the others.
+int64_t BracketCount(const EarlyTermination& config);
+
 // asha: the bracket of a job (its id's FNV-1a hash mod brackets, so a restarted
 // coordinator puts it in the same one); 0 for the others.
 int64_t BracketOf(const EarlyTermination& config, std::string_view job_id);
@@ -77,5 +80,7 @@ bool ComparesBestSoFar(const EarlyTermination& config);
 
 // "hyperband (eta 3, strict): rungs at evaluations 1, 3, 9" (no rung list for median).
 std::string DescribeEarlyTermination(const EarlyTermination& config);
+// Its policy part alone: "hyperband (eta 3, strict)".
+std::string DescribeEarlyTerminationPolicy(const EarlyTermination& config);
 
 }  // namespace promptsweep

@@ -11,8 +11,6 @@
 #include <unordered_map>
 #include <utility>
 
-#include <yaml-cpp/yaml.h>
-
 #include "common/error.h"
 #include "common/format.h"
 #include "common/job.h"
@@ -49,41 +47,13 @@ json ValueJson(const ParameterAxis& axis, const std::string& text) {
   return ParseDouble(text).value_or(0.0);
 }
 
-// Parameters the sweep YAML samples log-uniformly (distribution: log_uniform_values).
-std::set<std::string> LogParameters(const std::string& yaml) {
-  std::set<std::string> names;
-  if (yaml.empty()) return names;
+// The job's state, when its status names one (a CSV may hold anything).
+std::optional<JobState> StateOf(const SourceJob& job) {
   try {
-    const YAML::Node parameters = YAML::Load(yaml)["parameters"];
-    if (!parameters || !parameters.IsMap()) return names;
-    for (const auto& entry : parameters) {
-      const YAML::Node distribution = entry.second.IsMap() ? entry.second["distribution"] : YAML::Node();
-      if (distribution && distribution.IsScalar() && distribution.as<std::string>().find("log") != std::string::npos) {
-        names.insert(entry.first.as<std::string>());
-      }
-    }
-  } catch (const YAML::Exception&) {
+    return ParseJobState(job.row.status);
+  } catch (const Error&) {
+    return std::nullopt;
   }
-  return names;
-}
-
-struct MeanStd {
-  int64_t n = 0;
-  std::optional<double> mean, std;
-};
-
-MeanStd MeanAndStd(const std::vector<double>& values) {
-  MeanStd result;
-  result.n = static_cast<int64_t>(values.size());
-  if (values.empty()) return result;
-  double sum = 0.0;
-  for (const double v : values) sum += v;
-  const double mean = sum / static_cast<double>(values.size());
-  double squares = 0.0;
-  for (const double v : values) squares += (v - mean) * (v - mean);
-  result.mean = mean;
-  result.std = values.size() < 2 ? 0.0 : std::sqrt(squares / static_cast<double>(values.size() - 1));
-  return result;
 }
 
 std::string ShellQuote(const std::string& text) {
@@ -156,6 +126,20 @@ std::optional<double> MajorityBaseline(const SweepSource& source) {
 }
 
 }  // namespace
+
+MeanStd MeanAndStd(const std::vector<double>& values) {
+  MeanStd result;
+  result.n = static_cast<int64_t>(values.size());
+  if (values.empty()) return result;
+  double sum = 0.0;
+  for (const double v : values) sum += v;
+  const double mean = sum / static_cast<double>(values.size());
+  double squares = 0.0;
+  for (const double v : values) squares += (v - mean) * (v - mean);
+  result.mean = mean;
+  result.std = values.size() < 2 ? 0.0 : std::sqrt(squares / static_cast<double>(values.size() - 1));
+  return result;
+}
 
 ParameterAxis MakeParameterAxis(const std::string& name, const std::vector<std::string>& values, bool log_hint) {
   ParameterAxis axis;
@@ -255,14 +239,17 @@ json BuildReportData(const SweepSource& source, const ReportDataOptions& options
 
   // Counts and the primary metric.
   json counts = {{"total", n}};
-  for (const char* state : {"pending", "leased", "running", "succeeded", "stopped", "failed", "diverged", "cancelled"}) {
-    counts[state] = 0;
+  for (int state = 0; state <= static_cast<int>(JobState::kStopped); ++state) {
+    counts[std::string(JobStateName(static_cast<JobState>(state)))] = 0;
   }
   bool any_test = false, running = false;
   for (const SourceJob& job : source.jobs) {
-    if (counts.contains(job.row.status)) counts[job.row.status] = counts[job.row.status].get<int64_t>() + 1;
+    if (const std::optional<JobState> state = StateOf(job)) {
+      const std::string name(JobStateName(*state));
+      counts[name] = counts[name].get<int64_t>() + 1;
+      running |= !IsFinished(*state);
+    }
     if (job.row.test && std::isfinite(*job.row.test)) any_test = true;
-    if (job.row.status == "pending" || job.row.status == "leased" || job.row.status == "running") running = true;
   }
   const std::string primary_key = any_test ? "test" : "best_dev";
   const auto primary = [&](const SourceJob& job) -> std::optional<double> {
@@ -293,17 +280,11 @@ json BuildReportData(const SweepSource& source, const ReportDataOptions& options
 
   // Wall time: the first lease to the last end (now, while running).
   std::optional<double> started, ended;
-  bool open_attempt = false;
   for (const StoredAttempt& attempt : source.attempts) {
     if (std::isfinite(attempt.started)) started = std::min(started.value_or(attempt.started), attempt.started);
-    if (attempt.ended) {
-      ended = std::max(ended.value_or(*attempt.ended), *attempt.ended);
-    } else {
-      open_attempt = true;
-    }
+    if (attempt.ended) ended = std::max(ended.value_or(*attempt.ended), *attempt.ended);
   }
   if (running && started && options.now > 0.0) ended = std::max(ended.value_or(options.now), options.now);
-  (void)open_attempt;
   data["started"] = Number(started);
   data["ended"] = Number(ended);
   data["wall_seconds"] = started && ended ? json(*ended - *started) : json(nullptr);
@@ -314,7 +295,9 @@ json BuildReportData(const SweepSource& source, const ReportDataOptions& options
     for (const SourceJob& job : source.jobs) {
       planned += job.max_steps;
       run += job.row.steps.value_or(0);
-      if (job.row.status == "stopped" && job.row.steps) saved += std::max<int64_t>(0, job.max_steps - *job.row.steps);
+      if (StateOf(job) == JobState::kStopped && job.row.steps) {
+        saved += std::max<int64_t>(0, job.max_steps - *job.row.steps);
+      }
     }
     data["compute"] = {{"steps_run", run}, {"steps_planned", planned}, {"steps_saved", saved}};
   } else {
@@ -322,14 +305,13 @@ json BuildReportData(const SweepSource& source, const ReportDataOptions& options
   }
 
   // Parameters.
-  const std::set<std::string> log_parameters = LogParameters(source.yaml);
   std::vector<ParameterAxis> axes;
   json parameters = json::array();
   for (size_t p = 0; p < source.parameters.size(); ++p) {
     std::vector<std::string> values(n);
     for (size_t j = 0; j < n; ++j) values[j] = p < source.jobs[j].row.swept.size() ? source.jobs[j].row.swept[p] : "";
     ParameterAxis& axis =
-        axes.emplace_back(MakeParameterAxis(source.parameters[p], values, log_parameters.count(source.parameters[p]) != 0));
+        axes.emplace_back(MakeParameterAxis(source.parameters[p], values, source.log_parameters.count(source.parameters[p]) != 0));
     json distinct = json::array();
     for (const std::string& value : axis.distinct) distinct.push_back(ValueJson(axis, value));
     parameters.push_back({{"name", axis.name},
@@ -380,8 +362,8 @@ json BuildReportData(const SweepSource& source, const ReportDataOptions& options
   std::optional<size_t> best;
   for (size_t j = 0; j < n; ++j) {
     const std::optional<double> value = primary(source.jobs[j]);
-    const std::string& status = source.jobs[j].row.status;
-    if (!value || (status != "succeeded" && status != "stopped")) continue;
+    const std::optional<JobState> state = StateOf(source.jobs[j]);
+    if (!value || !state || !IsSuccess(*state)) continue;
     const std::optional<double> current = best ? primary(source.jobs[*best]) : std::nullopt;
     if (!current || (source.maximize ? *value > *current : *value < *current)) best = j;
   }
@@ -548,10 +530,7 @@ json BuildReportData(const SweepSource& source, const ReportDataOptions& options
                                            [](const auto& a, const auto& b) { return a.second < b.second; });
       const auto [eval_every, max_steps] = common->first;
       std::set<int64_t> rung_steps;
-      const int64_t brackets = source.early_terminate.type == EarlyTerminationType::kAsha
-                                   ? std::max<int64_t>(1, source.early_terminate.brackets)
-                                   : 1;
-      for (int64_t bracket = 0; bracket < brackets; ++bracket) {
+      for (int64_t bracket = 0; bracket < BracketCount(source.early_terminate); ++bracket) {
         for (const int64_t iteration :
              RungIterations(source.early_terminate, max_steps / eval_every, bracket)) {
           rung_steps.insert(iteration * eval_every);
@@ -583,7 +562,7 @@ json BuildReportData(const SweepSource& source, const ReportDataOptions& options
                           {"worker", found->second},
                           {"start", attempt.started},
                           {"end", Number(attempt.ended)},
-                          {"outcome", attempt.ended ? (attempt.outcome.empty() ? "retry" : attempt.outcome) : "running"},
+                          {"outcome", attempt.ended ? attempt.outcome : std::string("running")},
                           {"step", attempt.ended && attempt.end_step > 0 ? json(attempt.end_step) : json(nullptr)}});
     }
   }

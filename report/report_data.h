@@ -21,6 +21,7 @@
 // Thread safety: plain functions.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -47,6 +48,14 @@ struct ParameterAxis {
   std::vector<std::string> bins;      // bin labels
   std::vector<int> bin;               // per job: its bin, -1 without a value
 };
+
+// Mean and sample standard deviation (n - 1; 0 for one value) of `values`;
+// no mean for none.
+struct MeanStd {
+  int64_t n = 0;
+  std::optional<double> mean, std;
+};
+MeanStd MeanAndStd(const std::vector<double>& values);
 
 // `values` (one per job; empty: none). `log_hint`: the sweep samples it
 // log-uniformly; numbers are also put on a log axis when all are > 0 and

@@ -1,7 +1,5 @@
 #include "report/report_render.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -15,6 +13,7 @@
 #include "common/error.h"
 #include "common/file_util.h"
 #include "common/format.h"
+#include "report/report_data.h"  // MeanAndStd
 
 namespace promptsweep {
 
@@ -59,7 +58,7 @@ std::string FormatMetric(const json& value, bool rate) {
   return text;
 }
 
-std::string MeanStd(const json& mean, const json& std, bool rate) {
+std::string FormatMeanStd(const json& mean, const json& std, bool rate) {
   if (!mean.is_number()) return "n/a";
   return FormatMetric(mean, rate) + " ± " + FormatMetric(std, rate);
 }
@@ -99,13 +98,6 @@ void Table(std::string& out, const std::vector<std::string>& header, const std::
   }
 }
 
-std::string Duration(double seconds) {
-  const int64_t s = static_cast<int64_t>(std::llround(seconds));
-  if (s < 60) return StrCat(s, " s");
-  if (s < 3600) return StrCat(s / 60, " min ", s % 60, " s");
-  return StrCat(s / 3600, " h ", (s % 3600) / 60, " min");
-}
-
 }  // namespace
 
 const std::string& ReportTemplate() {
@@ -130,19 +122,20 @@ std::string RenderReportHtml(const json& data, const std::string& plotly_js, con
   }
   // Both found in the template before either is filled: neither the data nor
   // the library can then be mistaken for a placeholder.
-  const size_t data_at = FindOnce(html_template, kDataPlaceholder);
-  const size_t plotly_at = FindOnce(html_template, kPlotlyPlaceholder);
-  const std::string data_mark = kDataPlaceholder, plotly_mark = kPlotlyPlaceholder;
-  std::vector<std::pair<size_t, std::pair<size_t, const std::string*>>> parts = {
-      {data_at, {data_mark.size(), &escaped}}, {plotly_at, {plotly_mark.size(), &plotly_js}}};
-  std::sort(parts.begin(), parts.end());
+  struct Part {
+    size_t at, length;
+    const std::string* text;
+  };
+  Part parts[2] = {{FindOnce(html_template, kDataPlaceholder), sizeof(kDataPlaceholder) - 1, &escaped},
+                   {FindOnce(html_template, kPlotlyPlaceholder), sizeof(kPlotlyPlaceholder) - 1, &plotly_js}};
+  if (parts[1].at < parts[0].at) std::swap(parts[0], parts[1]);
   std::string html;
   html.reserve(html_template.size() + escaped.size() + plotly_js.size());
   size_t from = 0;
-  for (const auto& [at, part] : parts) {
-    html.append(html_template, from, at - from);
-    html += *part.second;
-    from = at + part.first;
+  for (const Part& part : parts) {
+    html.append(html_template, from, part.at - from);
+    html += *part.text;
+    from = part.at + part.length;
   }
   html.append(html_template, from, std::string::npos);
   return html;
@@ -177,7 +170,7 @@ std::string RenderReportMarkdown(const json& data, const MarkdownOptions& option
   }
   out += StrCat("- jobs: ", counts.at("total").get<int64_t>(), tally.empty() ? "" : " (" + tally + ")", "\n");
   if (data.at("wall_seconds").is_number()) {
-    out += StrCat("- wall time: ", Duration(data["wall_seconds"].get<double>()),
+    out += StrCat("- wall time: ", FormatDuration(data["wall_seconds"].get<double>()),
                   data.at("source").at("running").get<bool>() ? " so far (still running)" : "", "\n");
   }
   if (data.at("compute").is_object()) {
@@ -219,8 +212,8 @@ std::string RenderReportMarkdown(const json& data, const MarkdownOptions& option
         if (status == "failed" || status == "diverged") ++bad;
       }
       row.insert(row.end(), {std::to_string(group.at("n").get<int64_t>()),
-                             MeanStd(group.at("mean"), group.at("std"), rate),
-                             MeanStd(group.at("dev_mean"), group.at("dev_std"), rate), std::to_string(bad)});
+                             FormatMeanStd(group.at("mean"), group.at("std"), rate),
+                             FormatMeanStd(group.at("dev_mean"), group.at("dev_std"), rate), std::to_string(bad)});
       rows.push_back(std::move(row));
     }
     Table(out, header, rows);
@@ -270,14 +263,9 @@ std::string RenderReportMarkdown(const json& data, const MarkdownOptions& option
           row.push_back("n/a");
           continue;
         }
-        const std::vector<double>& v = found->second;
-        double mean = 0.0;
-        for (const double x : v) mean += x;
-        mean /= static_cast<double>(v.size());
-        double var = 0.0;
-        for (const double x : v) var += (x - mean) * (x - mean);
-        const double std = v.size() > 1 ? std::sqrt(var / static_cast<double>(v.size() - 1)) : 0.0;
-        row.push_back(MeanStd(mean, std, rate));
+        const MeanStd cell = MeanAndStd(found->second);
+        const double mean = *cell.mean;
+        row.push_back(FormatMeanStd(mean, *cell.std, rate));
         row_sum += mean;
         ++row_count;
         column_sum[c] += mean;
@@ -345,12 +333,6 @@ std::string FindPlotlyJs(const std::string& explicit_path) {
       candidates.push_back(env);
     }
     candidates.push_back((fs::path(PROMPTSWEEP_SOURCE_DIR) / kPlotlyRelative).string());
-    std::error_code error;
-    const fs::path self = fs::read_symlink("/proc/self/exe", error);
-    if (!error) {
-      candidates.push_back((self.parent_path() / "plotly.min.js").string());
-      candidates.push_back((self.parent_path().parent_path() / kPlotlyRelative).string());
-    }
   }
   for (const std::string& path : candidates) {
     if (fs::is_regular_file(path)) return ReadFile(path, "the plotting library (plotly.min.js)");

@@ -34,8 +34,8 @@ std::string RenderReportMarkdown(const nlohmann::json& data, const MarkdownOptio
 
 // plotly.min.js: `explicit_path` when given, else $PROMPTSWEEP_PLOTLY_JS,
 // else .deps/npm/node_modules/plotly.js-dist-min/plotly.min.js under the
-// source tree this binary was built from, else next to the binary. Error
-// saying how to get it (deploy/setup.sh) when none exists.
+// source tree this binary was built from. Error saying how to get it
+// (deploy/setup.sh) when none exists.
 std::string FindPlotlyJs(const std::string& explicit_path);
 
 }  // namespace promptsweep

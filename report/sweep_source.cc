@@ -26,18 +26,31 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// The task file the sweep YAML names (task: {file: ...}), resolved against
-// the sweep file's directory; empty when it names none or does not parse.
-std::string TaskFileOf(const std::string& yaml, const std::string& sweep_file) {
+// What the report takes from the sweep YAML: the task file it names
+// (task: {file: ...}, resolved against the sweep file's directory) and the
+// parameters it samples log-uniformly (distribution: log_uniform_values).
+// Nothing when it does not parse: the coordinator read it once, a report
+// only decorates with it.
+void ReadSweepYaml(const std::string& yaml, SweepSource& source) {
   try {
     const YAML::Node root = YAML::Load(yaml);
-    const YAML::Node file = root["task"] && root["task"].IsMap() ? root["task"]["file"] : YAML::Node();
-    if (!file || !file.IsScalar()) return "";
-    fs::path path = file.as<std::string>();
-    if (path.is_relative() && !sweep_file.empty()) path = fs::path(sweep_file).parent_path() / path;
-    return path.lexically_normal().string();
+    const YAML::Node task = root["task"];
+    const YAML::Node file = task && task.IsMap() ? task["file"] : YAML::Node();
+    if (file && file.IsScalar()) {
+      fs::path path = file.as<std::string>();
+      if (path.is_relative() && !source.sweep_file.empty()) path = fs::path(source.sweep_file).parent_path() / path;
+      source.task = path.lexically_normal().string();
+    }
+    const YAML::Node parameters = root["parameters"];
+    if (parameters && parameters.IsMap()) {
+      for (const auto& entry : parameters) {
+        const YAML::Node distribution = entry.second.IsMap() ? entry.second["distribution"] : YAML::Node();
+        if (distribution && distribution.IsScalar() && distribution.as<std::string>().find("log") != std::string::npos) {
+          source.log_parameters.insert(entry.first.as<std::string>());
+        }
+      }
+    }
   } catch (const YAML::Exception&) {
-    return "";  // the coordinator parsed it once; a report does not need it
   }
 }
 
@@ -92,13 +105,11 @@ SweepSource LoadSweepSqlite(const std::string& dir, const std::string& db_path) 
   source.state_path = db_path;
   source.name = sweep->name;
   source.sweep_file = sweep->sweep_file;
-  source.yaml = sweep->yaml;
   source.metric = sweep->metric_name;
   source.maximize = sweep->maximize;
   source.early_terminate = sweep->early_terminate;
   source.parameters = sweep->parameters;
-  source.created = sweep->created;
-  source.task = TaskFileOf(sweep->yaml, sweep->sweep_file);
+  ReadSweepYaml(sweep->yaml, source);
   for (const StoredJob& job : state.jobs) {
     if (job.sweep != sweep->name) continue;
     SourceJob& row = source.jobs.emplace_back();

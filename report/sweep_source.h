@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -36,7 +37,6 @@ struct SweepSource {
   std::string state_path;  // the database read (sqlite)
   std::string name;
   std::string sweep_file;  // the YAML submitted (sqlite)
-  std::string yaml;        // its text (sqlite)
   std::string model;       // model directory, when known
   std::string task;        // the task file (task.yaml), else the training data's directory, when known
   std::string train_data;  // a job's training JSONL, when known (the majority-class baseline)
@@ -45,6 +45,7 @@ struct SweepSource {
   bool maximize = true;
   EarlyTermination early_terminate;  // type none from CSVs
   std::vector<std::string> parameters;
+  std::set<std::string> log_parameters;  // sampled log-uniformly (the YAML's distribution)
   std::vector<SourceJob> jobs;  // submission order (sqlite), else results.csv's order
   std::vector<StoredMetric> metrics;
   std::vector<StoredRung> rungs;
@@ -53,7 +54,6 @@ struct SweepSource {
   // the log; CSVs have no times at all, so no attempts).
   std::vector<StoredAttempt> attempts;
   bool attempts_exact = false;
-  double created = 0.0;  // unix time of the submission (sqlite)
 };
 
 // Reads the sweep written to `out_dir` (see above); `state_db`, when not

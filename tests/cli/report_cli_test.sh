@@ -102,9 +102,8 @@ sweep pending 20 "  learning_rate: {values: [0.1, 0.3]}"
 expect report-pending 0 "4 jobs, from the state database" -- \
   "$bin" report "$state/sweeps/pending" -o "$tmp/pending.html"
 browse pending "$tmp/pending.html"
-expect json-pending 0 "^4 True None$" -- bash -c \
-  "\"$bin\" report '$state/sweeps/pending' --format json -o '$tmp/pending.json' && \
-   python3 -c \"import json; d = json.load(open('$tmp/pending.json')); print(d['counts']['pending'], d['source']['running'], d['best'])\""
+expect report-pending-json 0 "" -- "$bin" report "$state/sweeps/pending" --format json -o "$tmp/pending.json"
+expect json-pending 0 "^4 True None$" -- json "$tmp/pending.json" "d['counts']['pending'], d['source']['running'], d['best']"
 
 section "an empty results.csv"
 mkdir -p "$tmp/empty"
